@@ -1,0 +1,40 @@
+"""``python -m sandbox up|down``: the test bed for a person (``make demo`` uses it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sandbox import installation, releases
+from sandbox.shell import CommandError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="create a seeded, healthy installation")
+    up.add_argument("--release", default=releases.OLDEST.tag, choices=list(releases.BY_TAG))
+    up.add_argument("--dir", type=Path, default=installation.DEFAULT_DIR)
+    up.add_argument("--replace", action="store_true", help="destroy an installation already in --dir first")
+    down = sub.add_parser("down", help="remove the installation's containers, volumes, networks and directory")
+    down.add_argument("--dir", type=Path, default=installation.DEFAULT_DIR)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "down":
+            installation.Installation(args.dir).destroy()
+            return 0
+        if args.replace:
+            installation.Installation(args.dir).destroy()
+        install = installation.create(args.dir, args.release)
+        print(json.dumps(install.health().json(), indent=2))
+        return 0
+    except (CommandError, FileExistsError, ValueError) as error:
+        print(f"sandbox: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

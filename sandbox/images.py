@@ -1,0 +1,115 @@
+"""Build the sandbox's images offline: a debootstrapped Debian base and the infrastructure
+images (PostgreSQL 15, Redis 7, nginx, the Python runtime) that releases refer to by name.
+
+No registry is reachable, so every image is built here; each build is skipped when the image
+already exists with the same Dockerfile content (its hash is an image label).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.shell import CommandError, progress, run
+
+IMAGES_DIR = Path(__file__).parent / "images"
+BASE_IMAGE = "openwatch-sandbox/bookworm:base"
+CONTENT_LABEL = "org.openwatch-sandbox.content"
+DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+
+
+@dataclass(frozen=True)
+class InfraImage:
+    """An image the release compose files name, built from ``sandbox/images/<folder>``."""
+
+    folder: str
+    tag: str
+
+
+INFRA_IMAGES: tuple[InfraImage, ...] = (
+    InfraImage("postgres", "openwatch-sandbox/postgres:15"),
+    InfraImage("redis", "openwatch-sandbox/redis:7"),
+    InfraImage("nginx", "openwatch-sandbox/nginx:1.22"),
+    InfraImage("python", "openwatch-sandbox/python:3.11"),
+)
+
+
+def image_exists(tag: str) -> bool:
+    return run(["docker", "image", "inspect", tag], check=False).returncode == 0
+
+
+def image_label(tag: str, label: str) -> str | None:
+    proc = run(["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', tag], check=False)
+    value = proc.stdout.strip()
+    return value if proc.returncode == 0 and value not in ("", "<no value>") else None
+
+
+def debian_mirror(sources: Path = DEBIAN_SOURCES) -> str:
+    """The Debian mirror this machine already uses (deb822 ``URIs:``), never a hard-coded host."""
+    for line in sources.read_text().splitlines():
+        if line.startswith("URIs:"):
+            return line.split()[1]
+    raise RuntimeError(f"no 'URIs:' line in {sources}; cannot pick a Debian mirror")
+
+
+def ensure_base() -> None:
+    """Import a minbase bookworm (with python3) as the base image, once."""
+    if image_exists(BASE_IMAGE):
+        return
+    if shutil.which("debootstrap") is None:
+        run(["apt-get", "install", "-y", "-qq", "debootstrap"])
+    started = time.monotonic()
+    progress(f"debootstrap bookworm -> {BASE_IMAGE} (about a minute)")
+    with tempfile.TemporaryDirectory(prefix="openwatch-base-") as root:
+        run(
+            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", root, debian_mirror()],
+            timeout=1200,
+        )
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        assert tar.stdout is not None
+        imported = subprocess.run(
+            ["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True, text=True
+        )
+        tar.stdout.close()
+        if tar.wait() != 0 or imported.returncode != 0:
+            raise CommandError(["docker", "import", "-", BASE_IMAGE], imported.returncode, imported.stderr)
+    progress(f"{BASE_IMAGE} ready in {time.monotonic() - started:.0f}s")
+
+
+def folder_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_infra_image(image: InfraImage) -> None:
+    folder = IMAGES_DIR / image.folder
+    content = folder_digest(folder)
+    if image_label(image.tag, CONTENT_LABEL) == content:
+        return
+    started = time.monotonic()
+    progress(f"building {image.tag}")
+    run(
+        [
+            "docker", "build", "--quiet",
+            "--build-arg", f"BASE={BASE_IMAGE}",
+            "--label", f"{CONTENT_LABEL}={content}",
+            "--tag", image.tag, str(folder),
+        ],
+        timeout=1800,
+    )
+    progress(f"{image.tag} built in {time.monotonic() - started:.0f}s")
+
+
+def ensure_all() -> None:
+    """Everything a release's compose file needs before ``docker compose build`` can run."""
+    ensure_base()
+    for image in INFRA_IMAGES:
+        ensure_infra_image(image)

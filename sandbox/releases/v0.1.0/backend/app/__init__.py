@@ -1,0 +1,1 @@
+"""OpenWatch backend (sandbox edition)."""

@@ -1,0 +1,43 @@
+"""Run commands as argument lists and fail with the command, exit code and stderr tail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class CommandError(RuntimeError):
+    """A command exited non-zero; the message carries what an operator needs to act."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        super().__init__(f"{' '.join(argv)} exited {returncode}: {tail}")
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = 600,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` capturing text output; raise :class:`CommandError` when ``check`` fails."""
+    __tracebackhide__ = True
+    proc = subprocess.run(
+        list(argv), cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
+    return proc
+
+
+def progress(message: str) -> None:
+    """One line on stderr so slow steps show in CI logs even when pytest captures stdout."""
+    print(f"[sandbox] {message}", file=sys.stderr, flush=True)
