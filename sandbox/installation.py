@@ -71,13 +71,19 @@ class Installation:
     def services(self) -> list[str]:
         return self.compose("config", "--services").stdout.split()
 
-    def up(self, *services: str, timeout: int = 180) -> None:
-        """Start services and wait until compose reports them healthy (or running, without a check).
+    def up(self, *services: str, wait: bool = True, timeout: int = 180) -> None:
+        """Start services and, with ``wait``, until compose reports them healthy (or running, without a check).
 
         Orphans (services an older release had, like celery-beat before 1.0.0) are removed.
         """
-        self.compose("up", "--detach", "--remove-orphans", "--wait", "--wait-timeout", str(timeout), *services,
-                     timeout=timeout + 60)
+        waiting = ["--wait", "--wait-timeout", str(timeout)] if wait else []
+        self.compose("up", "--detach", "--remove-orphans", *waiting, *services, timeout=timeout + 60)
+
+    def set_env(self, name: str, value: str) -> None:
+        """Add or replace one ``.env`` variable (what an operator does for a new required setting)."""
+        env_file = self.directory / ".env"
+        lines = [line for line in env_file.read_text().splitlines() if not line.startswith(f"{name}=")]
+        env_file.write_text("\n".join([*lines, f"{name}={value}"]) + "\n")
 
     def alembic(self, *args: str, check: bool = True):
         """Alembic with the image of the checked-out release (never the old one)."""

@@ -52,8 +52,7 @@ def upgrade_to(sandbox: Installation, tag: str) -> None:
 
 @pytest.mark.dependency()
 def test_v0_2_0_backfills_and_requires_new_setting(sandbox: Installation) -> None:
-    env_file = sandbox.directory / ".env"
-    env_file.write_text(env_file.read_text() + "OPENWATCH_ENCRYPTION_KEY=sandbox-test-key\n")
+    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
     with sandbox.connect() as conn:
         failed_before = conn.execute("SELECT count(*) FROM scan_results WHERE status = 'fail'").fetchone()[0]
     upgrade_to(sandbox, "v0.2.0")
