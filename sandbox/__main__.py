@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from sandbox import installation, releases
-from sandbox.shell import CommandError
+from runbook.shell import CommandError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="remove the installation's containers, volumes, networks and directory")
     down.add_argument("--dir", type=Path, default=installation.DEFAULT_DIR)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     try:
         if args.command == "down":

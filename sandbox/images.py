@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.shell import CommandError, progress, run
+from runbook.shell import CommandError, progress, run
 
 IMAGES_DIR = Path(__file__).parent / "images"
 BASE_IMAGE = "openwatch-sandbox/bookworm:base"

@@ -20,7 +20,7 @@ import requests
 
 from sandbox import images, releases
 from sandbox.seed import SEED_REVISION, SeedSize, seed
-from sandbox.shell import CommandError, progress, run
+from runbook.shell import CommandError, progress, run
 
 DEFAULT_DIR = Path("/opt/openwatch")
 ALEMBIC_INI = "/app/backend/alembic.ini"
@@ -222,5 +222,7 @@ def create(directory: Path, tag: str = releases.OLDEST.tag, *, ports: Ports = Po
     seed(install.conninfo(), env["OPENWATCH_AUDIT_USER"], env["OPENWATCH_AUDIT_PASSWORD"], seed_size)
     install.alembic("upgrade", "head")
     install.up()
+    # A real installation has a nightly backup; the post-flight audit checks that one exists.
+    install.save_database(directory / "backups" / "postgres" / f"openwatch_{time.strftime('%Y%m%d_%H%M%S')}.dump")
     progress(f"{directory}: {tag} healthy in {time.monotonic() - started:.0f}s ({seed_size.rows} seeded rows)")
     return install

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.images import folder_digest
-from sandbox.shell import progress, run
+from runbook.shell import progress, run
 
 RELEASES_DIR = Path(__file__).parent / "releases"
 DEFAULT_ORIGIN = Path(__file__).resolve().parent.parent / ".sandbox" / "origin.git"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import images, installation, releases
-from sandbox.shell import run
+from runbook.shell import run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sandbox import installation, releases
 from sandbox.seed import SeedSize
-from sandbox.shell import run
+from runbook.shell import run
 
 
 def docker_inventory() -> dict[str, set[str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import images, installation, releases, seed
-from sandbox.shell import run
+from runbook.shell import run
 
 
 def test_every_release_has_an_overlay_and_an_earlier_parent() -> None:

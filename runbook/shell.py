@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+
+PROGRESS_LOG = logging.getLogger("openwatch.progress")
 
 
 class CommandError(RuntimeError):
@@ -39,5 +42,5 @@ def run(
 
 
 def progress(message: str) -> None:
-    """One line on stderr so slow steps show in CI logs even when pytest captures stdout."""
-    print(f"[sandbox] {message}", file=sys.stderr, flush=True)
+    """A step worth seeing as it happens: pytest shows INFO live (``log_cli``), ``python -m sandbox`` too."""
+    PROGRESS_LOG.info(message)

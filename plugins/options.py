@@ -1,0 +1,106 @@
+"""Command-line options for every suite, validated once the suites are collected.
+
+Options are checked only when a test under ``suites/`` is selected, so ``pytest tests`` works
+without an installation. Every problem is a one-line ``pytest.UsageError`` that says what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from runbook import profile as profiles
+from runbook import release_checks
+from runbook.errors import NotApplicable, OperatorError, Problem
+from runbook.profile import Profile
+
+PROFILE_KEY = pytest.StashKey[Profile]()
+OPTIONS_KEY = pytest.StashKey["SuiteOptions"]()
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    install_dir: Path
+    target: str | None
+    ticket: str | None
+    base_url: str
+    frontend_url: str
+    backup_dir: Path
+    backup_max_age_hours: float
+    backup_retention_days: float
+    log_window_minutes: int
+    queue_backlog_limit: int
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("openwatch", "OpenWatch installation")
+    group.addoption("--install-dir", type=Path, default=Path("/opt/openwatch"),
+                    help="the OpenWatch installation (a git clone with .env); default /opt/openwatch")
+    group.addoption("--target", help="release tag to check or upgrade to, e.g. v0.2.0")
+    group.addoption("--ticket", help="change ticket id, recorded in reports")
+    group.addoption("--runtime", default="docker", help="container runtime: docker (podman is not supported yet)")
+    group.addoption("--compose-file", type=Path, action="append", default=[],
+                    help="extra compose file, relative to --install-dir (repeatable)")
+    group.addoption("--prod", action="store_true", help="include docker-compose.prod.yml, as production runs")
+    group.addoption("--base-url", help="backend URL; default http://127.0.0.1:<published backend port>")
+    group.addoption("--frontend-url", help="frontend URL; default http://127.0.0.1:<published frontend port>")
+    group.addoption("--backup-dir", type=Path, help="database backups; default <install-dir>/backups/postgres")
+    group.addoption("--backup-max-age-hours", type=float, default=26.0, help="newest backup must be younger")
+    group.addoption("--backup-retention-days", type=float, default=7.0, help="backups older than this are flagged")
+    group.addoption("--log-window-minutes", type=int, default=10, help="how far back to read service logs")
+    group.addoption("--queue-backlog-limit", type=int, default=100, help="queued Celery tasks tolerated")
+
+
+def selects_suites(session: pytest.Session) -> bool:
+    suites = session.config.rootpath / "suites"
+    return any(suites in Path(item.path).parents for item in session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.items or not selects_suites(session):
+        return
+    config = session.config
+    config.stash[PROFILE_KEY] = profile = load_profile(config)
+    config.stash[OPTIONS_KEY] = build_options(config, profile)
+
+
+def load_profile(config: pytest.Config) -> Profile:
+    if config.getoption("runtime") != "docker":
+        raise pytest.UsageError(f"--runtime {config.getoption('runtime')} is not supported yet; use --runtime docker")
+    try:
+        docker.from_env(timeout=10).ping()
+    except docker.errors.DockerException:
+        raise pytest.UsageError("the Docker engine is not running; start dockerd (or `bash sandbox/bootstrap-docker.sh`)") from None
+    try:
+        profile = profiles.load(config.getoption("install_dir"), tuple(config.getoption("compose_file")),
+                                use_prod_overlay=config.getoption("prod"))
+    except OperatorError as error:
+        raise pytest.UsageError(str(error)) from None
+    target = config.getoption("target")
+    if target:
+        try:
+            release_checks.target_newer(profile.install_dir, target, profile.version)
+        except (Problem, NotApplicable) as error:
+            raise pytest.UsageError(f"--target: {error}") from None
+    return profile
+
+
+def build_options(config: pytest.Config, profile: Profile) -> SuiteOptions:
+    backend_port = profile.published_port("backend", 8000, 8000)
+    frontend_port = profile.published_port("frontend", 80, 3000)
+    return SuiteOptions(
+        install_dir=profile.install_dir,
+        target=config.getoption("target"),
+        ticket=config.getoption("ticket"),
+        base_url=(config.getoption("base_url") or f"http://127.0.0.1:{backend_port}").rstrip("/"),
+        frontend_url=(config.getoption("frontend_url") or f"http://127.0.0.1:{frontend_port}").rstrip("/"),
+        backup_dir=config.getoption("backup_dir") or profile.install_dir / "backups" / "postgres",
+        backup_max_age_hours=config.getoption("backup_max_age_hours"),
+        backup_retention_days=config.getoption("backup_retention_days"),
+        log_window_minutes=config.getoption("log_window_minutes"),
+        queue_backlog_limit=config.getoption("queue_backlog_limit"),
+    )

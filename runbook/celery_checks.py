@@ -1,0 +1,82 @@
+"""Celery: does the worker answer, is anything running or waiting in its queues."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import docker
+
+from runbook import containers
+from runbook.errors import Problem
+from runbook.profile import Profile
+
+# One process in the worker container asks all three questions (each ``celery inspect`` call
+# would start Python and connect to the broker again). Ping waits its full timeout, since the number
+# of workers is unknown; active/reserved then stop as soon as every worker that pinged has replied.
+INSPECT = """
+import json, sys
+from celery.app.utils import find_app
+app, timeout = find_app(sys.argv[1]), float(sys.argv[2])
+ping = app.control.inspect(timeout=timeout).ping() or {}
+known = app.control.inspect(timeout=timeout * 3, limit=len(ping)) if ping else None
+print(json.dumps({"ping": ping, "active": known.active() if known else {}, "reserved": known.reserved() if known else {}}))
+"""
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    answered: list[str]
+    active: int
+    reserved: int
+    queues: list[str]
+
+
+def worker_command(client: docker.DockerClient, profile: Profile) -> tuple[str, list[str]]:
+    """The Celery app and queue names from the worker container's own command."""
+    found = containers.state(client, profile.container("worker"))
+    app = containers.option_value(found.command, "-A", "--app") or "app.worker"
+    queues = (containers.option_value(found.command, "-Q", "--queues") or "celery").split(",")
+    return app, queues
+
+
+def inspect_worker(client: docker.DockerClient, profile: Profile, timeout: float = 1.0) -> WorkerSnapshot:
+    container = profile.container("worker")
+    app, queues = worker_command(client, profile)
+    result = containers.exec_in(container, ["python3", "-c", INSPECT, app, str(timeout)], timeout=timeout + 20)
+    if result.returncode != 0:
+        tail = profile.redactor(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
+        raise Problem(f"cannot inspect the Celery worker in {container} ({tail}); "
+                      f"is it running? `docker compose up -d worker`")
+    replies = json.loads(result.stdout)
+    answered = sorted((replies.get("ping") or {}).keys())
+    if not answered:
+        raise Problem(f"no Celery worker answered ping through the broker; check `docker logs {container}` "
+                      "and that Redis is up")
+    count = lambda key: sum(len(tasks) for tasks in (replies.get(key) or {}).values())  # noqa: E731
+    return WorkerSnapshot(answered, count("active"), count("reserved"), queues)
+
+
+def queue_lengths(profile: Profile, queues: list[str]) -> dict[str, int]:
+    container = profile.container("redis")
+    result = containers.exec_in(container, ["redis-cli"], stdin="".join(f"LLEN {q}\n" for q in queues),
+                                secret_env={"REDISCLI_AUTH": profile.setting("REDIS_PASSWORD")})
+    values = result.stdout.split()
+    if result.returncode != 0 or len(values) != len(queues) or not all(v.isdigit() for v in values):
+        raise Problem(f"cannot read queue lengths from {container}; is Redis up? `docker compose up -d redis`")
+    return dict(zip(queues, map(int, values)))
+
+
+def drained(snapshot: WorkerSnapshot, queued: dict[str, int]) -> None:
+    """Pre-flight: nothing running now, so stopping the worker loses no work."""
+    if snapshot.active or snapshot.reserved:
+        raise Problem(f"Celery is busy: {snapshot.active} active and {snapshot.reserved} reserved tasks "
+                      f"({sum(queued.values())} queued); wait for them to finish or schedule the upgrade later")
+
+
+def consumed(queued: dict[str, int], backlog_limit: int) -> None:
+    """Post-flight: the worker keeps up with its queues."""
+    backlog = {queue: n for queue, n in queued.items() if n > backlog_limit}
+    if backlog:
+        raise Problem(f"queues are not being consumed: {backlog} waiting (limit {backlog_limit}); "
+                      "check the worker's logs and concurrency")

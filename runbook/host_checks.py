@@ -1,0 +1,99 @@
+"""Checks of the machine: free disk, a writable backup folder, readable .env and certs, the engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import docker
+import psycopg
+
+from runbook.errors import Problem
+from runbook.profile import Profile
+from runbook.shell import CommandError, run
+from runbook.versions import parse
+
+GiB = 1024**3
+MIN_FREE = 3 * GiB
+MIN_ENGINE = (20, 10)
+CERT_SUFFIXES = (".pem", ".crt", ".key", ".p12")
+
+
+def database_bytes(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+
+def image_bytes(client: docker.DockerClient, profile: Profile) -> int:
+    """Size of the images the installation's containers run: what a rebuild may add again."""
+    sizes = {}
+    for spec in profile.services.values():
+        try:
+            image = client.containers.get(spec.container).image
+        except docker.errors.NotFound:
+            continue
+        sizes[image.id] = int(image.attrs.get("Size", 0))
+    return sum(sizes.values())
+
+
+def space_needed(db_bytes: int, images_bytes: int) -> int:
+    return max(MIN_FREE, 2 * db_bytes + images_bytes)
+
+
+def free_space(path: Path, needed: int, what: str) -> int:
+    probe = path if path.exists() else path.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise Problem(f"{what} {path} has {free / GiB:.2f} GiB free, needs {needed / GiB:.2f} GiB "
+                      "(max of 3 GiB and 2 x database + images); free space or move the backup folder")
+    return free
+
+
+def backup_dir_writable(path: Path) -> None:
+    """Writes and removes a 64 KiB probe, so a full filesystem or quota shows here, not mid-backup."""
+    probe = path / ".openwatch-write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as handle:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise Problem(f"backup folder {path} is not writable ({error.strerror}); fix its permissions or free space") from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def env_and_certs_readable(profile: Profile) -> list[Path]:
+    """``.env`` is readable and every certificate file that ``.env`` names exists and is readable."""
+    env_file = profile.install_dir / ".env"
+    if not os.access(env_file, os.R_OK):
+        raise Problem(f"{env_file} is not readable; fix its permissions (0600, owned by the operator)")
+    certs = []
+    for name in profile.env:
+        value = profile.setting(name)
+        if value.endswith(CERT_SUFFIXES):
+            path = Path(value) if Path(value).is_absolute() else profile.install_dir / value
+            certs.append(path)
+    certs += sorted(p for p in (profile.install_dir / "security" / "certs").glob("*") if p.is_file())
+    unreadable = [str(path) for path in certs if not os.access(path, os.R_OK)]
+    if unreadable:
+        raise Problem(f"certificate files missing or unreadable: {', '.join(unreadable)}; restore them before upgrading")
+    return certs
+
+
+def engine_and_compose(client: docker.DockerClient) -> tuple[str, str]:
+    try:
+        engine = client.version()["Version"]
+    except docker.errors.DockerException:
+        raise Problem("the Docker engine does not answer; start dockerd") from None
+    parsed = parse(engine.split("+")[0])
+    if parsed is None or (parsed.major, parsed.minor) < MIN_ENGINE:
+        raise Problem(f"Docker engine {engine} is older than {MIN_ENGINE[0]}.{MIN_ENGINE[1]}; upgrade Docker")
+    try:
+        compose = run(["docker", "compose", "version", "--short"], timeout=30).stdout.strip()
+    except CommandError:
+        raise Problem("`docker compose` (v2 plugin) is missing; install docker-compose-plugin (v1 is not enough)") from None
+    if not compose.lstrip("v").startswith("2"):
+        raise Problem(f"docker compose {compose} is not v2; install the compose v2 plugin")
+    return engine, compose

@@ -1,0 +1,137 @@
+"""The installation profile: what an OpenWatch installation directory says about itself.
+
+Read-only: ``.env`` (secrets wrapped in :class:`Secret`), ``VERSION``, the compose project and the
+services with their container names, as ``docker compose config`` resolves them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runbook.errors import OperatorError
+from runbook.redaction import Redactor, Secret, is_secret_name
+from runbook.shell import CommandError, run
+
+COMPOSE_FILE = "docker-compose.yml"
+PROD_OVERLAY = "docker-compose.prod.yml"
+MARKERS = (COMPOSE_FILE, "VERSION", "backend/alembic.ini")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    container: str
+    has_healthcheck: bool
+    published: Mapping[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
+
+
+@dataclass(frozen=True)
+class Profile:
+    install_dir: Path
+    env: Mapping[str, str | Secret]
+    version: str
+    project: str
+    compose_files: tuple[Path, ...]
+    services: Mapping[str, Service]
+    redactor: Redactor
+
+    def setting(self, name: str, default: str = "") -> str:
+        """An ``.env`` value in clear, secret or not (for passing on, never for printing)."""
+        value = self.env.get(name, default)
+        return value.reveal() if isinstance(value, Secret) else value
+
+    def container(self, service: str) -> str:
+        return self.services[service].container if service in self.services else f"openwatch-{service}"
+
+    def published_port(self, service: str, container_port: int, default: int) -> int:
+        spec = self.services.get(service)
+        return spec.published.get(container_port, default) if spec else default
+
+    @property
+    def compose_args(self) -> list[str]:
+        return compose_command(self.install_dir, self.compose_files)
+
+
+def compose_command(install_dir: Path, files: list[Path] | tuple[Path, ...]) -> list[str]:
+    args = ["docker", "compose", "--project-directory", str(install_dir)]
+    for path in files:
+        args += ["-f", str(path)]
+    return args
+
+
+def read_env(path: Path) -> dict[str, str | Secret]:
+    return parse_env(path.read_text())
+
+
+def parse_env(text: str) -> dict[str, str | Secret]:
+    """``KEY=value`` lines; values of secret-looking names are wrapped."""
+    values: dict[str, str | Secret] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        value = value.strip("'\"")
+        values[key] = Secret(value) if is_secret_name(key) else value
+    return values
+
+
+def _compose_services(config: dict) -> dict[str, Service]:
+    services = {}
+    for name, spec in config.get("services", {}).items():
+        published = {
+            int(port["target"]): int(port["published"])
+            for port in spec.get("ports", []) if port.get("published")
+        }
+        healthcheck = spec.get("healthcheck") or {}
+        services[name] = Service(
+            name=name,
+            container=spec.get("container_name", f"{config.get('name', 'openwatch')}-{name}-1"),
+            has_healthcheck=bool(healthcheck.get("test")) and not healthcheck.get("disable", False),
+            published=published,
+        )
+    return services
+
+
+def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overlay: bool = False) -> Profile:
+    """The profile of ``install_dir``; :class:`OperatorError` when it is not an OpenWatch installation."""
+    install_dir = Path(install_dir)
+    if not install_dir.is_dir():
+        raise OperatorError(f"--install-dir {install_dir} does not exist; pass the directory OpenWatch was cloned into")
+    missing = [marker for marker in MARKERS if not (install_dir / marker).is_file()]
+    if missing:
+        raise OperatorError(
+            f"{install_dir} is not an OpenWatch installation (missing {', '.join(missing)}); pass the right --install-dir"
+        )
+    env_file = install_dir / ".env"
+    if not env_file.is_file():
+        raise OperatorError(f"{env_file} is missing; create it from .env.example before running the suite")
+    env = read_env(env_file)
+    redactor = Redactor(value.reveal() for value in env.values() if isinstance(value, Secret))
+    files = [install_dir / COMPOSE_FILE]
+    if use_prod_overlay:
+        overlay = install_dir / PROD_OVERLAY
+        if not overlay.is_file():
+            raise OperatorError(f"--prod asked for {overlay}, which does not exist; drop --prod or restore the file")
+        files.append(overlay)
+    for extra in extra_compose:
+        path = extra if extra.is_absolute() else install_dir / extra
+        if not path.is_file():
+            raise OperatorError(f"--compose-file {path} does not exist; pass an existing compose file")
+        files.append(path)
+    try:
+        config = json.loads(run([*compose_command(install_dir, files), "config", "--format", "json"], timeout=60).stdout)
+    except CommandError as error:
+        raise OperatorError(f"docker compose cannot read {install_dir}'s compose files: {redactor(str(error))}") from None
+    return Profile(
+        install_dir=install_dir,
+        env=env,
+        version=(install_dir / "VERSION").read_text().strip(),
+        project=config.get("name") or str(env.get("COMPOSE_PROJECT_NAME", install_dir.name)),
+        compose_files=tuple(files),
+        services=_compose_services(config),
+        redactor=redactor,
+    )

@@ -1,0 +1,88 @@
+"""Checks about the release to move to: the target tag, .env drift, local changes, a running upgrade."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from runbook import gitrepo, versions
+from runbook.errors import NotApplicable, Problem
+from runbook.profile import Profile, parse_env
+from runbook.shell import CommandError
+
+LOCK_FILE = ".openwatch-upgrade.lock"
+
+
+def target_newer(install_dir: Path, target: str | None, current_version: str) -> str:
+    if not target:
+        raise NotApplicable("no --target given; pass --target vX.Y.Z to check the release to upgrade to")
+    try:
+        tags = gitrepo.remote_tags(install_dir)
+    except CommandError as error:
+        raise Problem(f"cannot list tags of origin ({error.stderr.strip()[-120:]}); check the network and `git remote -v`") from None
+    if target not in tags:
+        near = versions.nearest(target, tags)
+        raise Problem(f"tag {target} does not exist in origin" + (f" (nearest: {', '.join(near)})" if near else "")
+                      + "; pass an existing --target")
+    wanted, current = versions.parse(target), versions.parse(current_version)
+    if wanted is None or current is None:
+        raise Problem(f"cannot compare {target} with the installed {current_version}; use vMAJOR.MINOR.PATCH tags")
+    if wanted <= current:
+        raise Problem(f"{target} is not newer than the installed {current_version}; "
+                      f"to go back, use a rollback (`pytest suites/upgrade --rollback-to {target}`)")
+    return target
+
+
+def env_drift(profile: Profile, target: str | None) -> None:
+    if not target:
+        raise NotApplicable("no --target given; pass --target vX.Y.Z to compare .env with its .env.example")
+    try:
+        example = gitrepo.file_at_tag(profile.install_dir, target, ".env.example")
+    except CommandError:
+        raise Problem(f"cannot read .env.example of {target} from origin; check that the tag exists") from None
+    expected = parse_env(example)
+    missing = sorted(name for name in expected if name not in profile.env)
+    if missing:
+        raise Problem(f".env lacks variables that {target} expects: {', '.join(missing)}; "
+                      f"add them to .env (see {target}'s .env.example for what each one is)")
+
+
+def no_local_changes(install_dir: Path) -> None:
+    changed = gitrepo.modified_tracked_files(install_dir)
+    if changed:
+        shown = ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "")
+        raise Problem(f"{len(changed)} tracked files are modified locally ({shown}); a checkout would clobber them: "
+                      "commit them to a branch or `git stash` them first")
+
+
+def lock_holder(install_dir: Path) -> dict | None:
+    lock = install_dir / LOCK_FILE
+    if not lock.exists():
+        return None
+    try:
+        return json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return {"pid": None, "host": "?", "started": "?", "ticket": "?"}
+
+
+def no_upgrade_running(install_dir: Path) -> None:
+    holder = lock_holder(install_dir)
+    if holder is None:
+        return
+    alive = holder.get("host") == socket.gethostname() and holder.get("pid") and _pid_alive(int(holder["pid"]))
+    who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}, ticket {holder.get('ticket')}"
+    if alive:
+        raise Problem(f"another upgrade run is in progress ({who}); wait for it to finish")
+    raise Problem(f"a previous upgrade run left its lock ({who}) and is gone; read its journal, then rerun with --break-lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

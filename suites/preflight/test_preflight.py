@@ -1,0 +1,71 @@
+"""Pre-flight: is this installation ready to be upgraded? Read-only, safe to run any time.
+
+Every item of the procedure's pre-upgrade checklist, plus what it forgets. ``--target`` itself
+(exists in origin, newer than VERSION) is validated before any test runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook import (celery_checks, host_checks, release_checks, schema_checks, service_checks,
+                     versions)
+from runbook.errors import Problem
+
+pytestmark = pytest.mark.preflight
+
+
+def test_backend_reports_healthy(http, options) -> None:
+    service_checks.backend_health(http, options.base_url)
+
+
+def test_every_container_running_and_healthy(docker_client, profile) -> None:
+    service_checks.containers_healthy(docker_client, profile)
+
+
+def test_version_file_readable(profile) -> None:
+    if versions.parse(profile.version) is None:
+        raise Problem(f"VERSION holds {profile.version!r}, not a version; restore it from git (`git checkout VERSION`)")
+
+
+def test_database_at_the_single_head_of_current_code(profile, db) -> None:
+    schema_checks.at_code_head(profile.install_dir, db)
+
+
+def test_install_dir_has_free_space(profile, space_needed) -> None:
+    host_checks.free_space(profile.install_dir, space_needed, "the install dir's filesystem at")
+
+
+def test_backup_dir_has_free_space(options, space_needed) -> None:
+    host_checks.free_space(options.backup_dir, space_needed, "the backup folder's filesystem at")
+
+
+def test_backup_dir_writable(options) -> None:
+    host_checks.backup_dir_writable(options.backup_dir)
+
+
+def test_env_and_certificates_readable(profile) -> None:
+    host_checks.env_and_certs_readable(profile)
+
+
+def test_env_has_every_variable_the_target_expects(profile, options) -> None:
+    release_checks.env_drift(profile, options.target)
+
+
+def test_no_local_changes_a_checkout_would_clobber(profile) -> None:
+    release_checks.no_local_changes(profile.install_dir)
+
+
+def test_no_other_upgrade_in_progress(profile) -> None:
+    release_checks.no_upgrade_running(profile.install_dir)
+
+
+def test_celery_has_no_running_tasks(worker, queued, record_property) -> None:
+    record_property("celery_queued", sum(queued.values()))
+    celery_checks.drained(worker, queued)
+
+
+def test_docker_engine_and_compose_v2(docker_client, record_property) -> None:
+    engine, compose = host_checks.engine_and_compose(docker_client)
+    record_property("docker_engine", engine)
+    record_property("docker_compose", compose)
