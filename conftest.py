@@ -5,4 +5,7 @@ pytest_plugins = (
     "plugins.fixtures",
     "plugins.checks",
     "plugins.redaction",
+    "plugins.report",
+    # For the project's own tests, which run the suites in pytester sessions; only adds fixtures.
+    "pytester",
 )

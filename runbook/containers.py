@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from datetime import datetime, timezone
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ import docker.errors
 from runbook.shell import run
 
 
+RESTART_LOOP_COUNT = 2
+RESTART_LOOP_WINDOW_S = 60
+
+
 @dataclass(frozen=True)
 class ContainerState:
     name: str
@@ -21,10 +26,17 @@ class ContainerState:
     health: str | None  # healthy, unhealthy, starting; None without a healthcheck
     restart_count: int
     command: tuple[str, ...] = ()
+    up_seconds: float = 0.0  # since the last (re)start
 
     @property
     def exists(self) -> bool:
         return self.status != "missing"
+
+    @property
+    def restart_looping(self) -> bool:
+        """Restarting now, or restarted repeatedly and up only briefly (caught between two crashes)."""
+        return self.status == "restarting" or (self.restart_count >= RESTART_LOOP_COUNT
+                                               and self.up_seconds < RESTART_LOOP_WINDOW_S)
 
 
 def state(client: docker.DockerClient, name: str) -> ContainerState:
@@ -35,7 +47,10 @@ def state(client: docker.DockerClient, name: str) -> ContainerState:
     attrs = container.attrs
     health = attrs["State"].get("Health", {}).get("Status")
     command = tuple(attrs["Config"].get("Cmd") or ())
-    return ContainerState(name, attrs["State"]["Status"], health, int(attrs.get("RestartCount", 0)), command)
+    started = datetime.fromisoformat(attrs["State"]["StartedAt"][:26].rstrip("Z") + "+00:00")
+    up_seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    return ContainerState(name, attrs["State"]["Status"], health, int(attrs.get("RestartCount", 0)), command,
+                          up_seconds)
 
 
 def logs_since(client: docker.DockerClient, name: str, minutes: int) -> str:

@@ -56,7 +56,7 @@ def containers_healthy(client: docker.DockerClient, profile: Profile) -> dict[st
         spec = profile.services[service]
         if not found.exists:
             problems.append(f"{found.name} does not exist (`docker compose up -d {service}`)")
-        elif found.status == "restarting":
+        elif found.restart_looping:
             problems.append(f"{found.name} is in a restart loop ({found.restart_count} restarts; "
                             f"`docker logs --tail 50 {found.name}`)")
         elif found.status != "running":

@@ -10,7 +10,6 @@ import pytest
 from sandbox import images, installation, releases
 from runbook.shell import run
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/e2e/" in str(item.path):
@@ -51,3 +50,4 @@ def baseline_dump(sandbox: installation.Installation, tmp_path_factory: pytest.T
     dump = tmp_path_factory.mktemp("dumps") / "baseline.dump"
     sandbox.save_database(dump)
     return dump
+

@@ -1,0 +1,174 @@
+"""The pre-flight gate and the post-flight audit against the real sandbox: all green when healthy,
+and for each breakage made for real, exactly the expected checks fail with their clear message."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.installation import Installation
+from tests.suite_runner import SuiteRun, run_suite
+
+PREFLIGHT = {
+    "test_backend_reports_healthy", "test_every_container_running_and_healthy", "test_version_file_readable",
+    "test_database_at_the_single_head_of_current_code", "test_install_dir_has_free_space",
+    "test_backup_dir_has_free_space", "test_backup_dir_writable", "test_env_and_certificates_readable",
+    "test_env_has_every_variable_the_target_expects", "test_no_local_changes_a_checkout_would_clobber",
+    "test_no_other_upgrade_in_progress", "test_celery_has_no_running_tasks", "test_docker_engine_and_compose_v2",
+}
+POSTFLIGHT = {
+    "test_health_reports_the_installed_version", "test_every_container_running_and_healthy",
+    "test_backend_logs_free_of_errors", "test_database_answers", "test_database_at_the_code_head",
+    "test_celery_worker_answers", "test_celery_queues_consumed", "test_redis_requires_and_accepts_the_password",
+    "test_frontend_serves_its_page", "test_frontend_proxies_api_to_backend", "test_audit_user_can_log_in",
+    "test_aegis_health_with_token", "test_rules_reference_with_token", "test_api_docs_served",
+    "test_newest_backup_is_recent", "test_no_backup_kept_past_retention", "test_no_container_restarted_during_the_audit",
+}
+TARGET = "v0.2.0"
+
+
+@pytest.fixture(scope="module")
+def ready(sandbox: Installation) -> Installation:
+    """The operator has added the variable v0.2.0 requires, as its .env.example says."""
+    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
+    return sandbox
+
+
+def preflight(pytester: pytest.Pytester, install: Installation) -> SuiteRun:
+    return run_suite(pytester, "preflight", "--install-dir", str(install.directory), "--target", TARGET)
+
+
+def postflight(pytester: pytest.Pytester, install: Installation) -> SuiteRun:
+    return run_suite(pytester, "postflight", "--install-dir", str(install.directory))
+
+
+def assert_only_failed(run: SuiteRun, everything: set[str], expected: set[str], either: set[str] = frozenset()) -> None:
+    """``expected`` failed (or errored), every other check passed; ``either`` depends on timing."""
+    assert set(run.outcomes) == everything, run.output
+    broken = run.named("failed") | run.named("error")
+    assert broken - either == expected, {name: run.messages[name] for name in broken}
+    assert run.named("passed") | either >= everything - expected
+    for name in expected:
+        assert run.messages[name] and "Traceback" not in run.messages[name], run.messages[name]
+
+
+def test_healthy_installation_passes_both_suites(pytester: pytest.Pytester, ready: Installation) -> None:
+    started = time.monotonic()
+    audit = postflight(pytester, ready)
+    audit_seconds = time.monotonic() - started
+    assert_only_failed(audit, POSTFLIGHT, set())
+    assert audit.ret == 0
+    gate = preflight(pytester, ready)
+    assert_only_failed(gate, PREFLIGHT, set())
+    assert gate.ret == 0
+    print(f"post-flight audit wall time on a healthy sandbox: {audit_seconds:.2f}s")
+
+
+@pytest.fixture
+def restore(ready: Installation) -> Iterator[Installation]:
+    env_before = (ready.directory / ".env").read_text()
+    try:
+        yield ready
+    finally:
+        (ready.directory / ".env").write_text(env_before)
+        ready.up()
+
+
+def test_stopped_redis(pytester: pytest.Pytester, restore: Installation) -> None:
+    subprocess.run(["docker", "stop", "openwatch-redis"], check=True, capture_output=True)
+    audit = postflight(pytester, restore)
+    assert_only_failed(audit, POSTFLIGHT, {
+        "test_health_reports_the_installed_version", "test_every_container_running_and_healthy",
+        "test_celery_worker_answers", "test_celery_queues_consumed", "test_redis_requires_and_accepts_the_password",
+    })
+    assert "unhealthy: redis" in audit.messages["test_health_reports_the_installed_version"]
+    assert "openwatch-redis is exited" in audit.messages["test_every_container_running_and_healthy"]
+
+
+def test_stopped_worker(pytester: pytest.Pytester, restore: Installation) -> None:
+    subprocess.run(["docker", "stop", "openwatch-worker"], check=True, capture_output=True)
+    audit = postflight(pytester, restore)
+    assert_only_failed(audit, POSTFLIGHT, {"test_every_container_running_and_healthy", "test_celery_worker_answers"})
+    assert "docker compose up -d worker" in audit.messages["test_celery_worker_answers"]
+    gate = preflight(pytester, restore)
+    assert_only_failed(gate, PREFLIGHT, {"test_every_container_running_and_healthy", "test_celery_has_no_running_tasks"})
+
+
+def test_crash_looping_backend(pytester: pytest.Pytester, restore: Installation) -> None:
+    env_file = restore.directory / ".env"
+    env_file.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
+                                if not line.startswith("JWT_SECRET_KEY=")))
+    restore.up("backend", wait=False)
+    time.sleep(3)
+    audit = postflight(pytester, restore)
+    assert_only_failed(audit, POSTFLIGHT, {
+        "test_health_reports_the_installed_version", "test_every_container_running_and_healthy",
+        "test_frontend_proxies_api_to_backend", "test_audit_user_can_log_in", "test_aegis_health_with_token",
+        "test_rules_reference_with_token", "test_api_docs_served",
+    }, either={"test_no_container_restarted_during_the_audit"})
+    assert "openwatch-backend is in a restart loop" in audit.messages["test_every_container_running_and_healthy"]
+
+
+def test_database_at_a_revision_the_code_does_not_know(pytester: pytest.Pytester, restore: Installation) -> None:
+    with restore.connect() as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    try:
+        audit = postflight(pytester, restore)
+        gate = preflight(pytester, restore)
+    finally:
+        with restore.connect() as conn:
+            conn.execute("UPDATE alembic_version SET version_num = '0002_scan_indexes'")
+    assert_only_failed(audit, POSTFLIGHT, {"test_database_at_the_code_head"})
+    assert_only_failed(gate, PREFLIGHT, {"test_database_at_the_single_head_of_current_code"})
+    assert "9999_from_the_future, which this code" in gate.messages["test_database_at_the_single_head_of_current_code"]
+
+
+def test_second_alembic_head_in_the_code(pytester: pytest.Pytester, restore: Installation) -> None:
+    side = restore.directory / "backend/alembic/versions/0099_side_branch.py"
+    side.write_text('revision = "0099_side_branch"\ndown_revision = "0001_initial"\n')
+    try:
+        gate = preflight(pytester, restore)
+    finally:
+        side.unlink()
+    assert_only_failed(gate, PREFLIGHT, {"test_database_at_the_single_head_of_current_code"})
+    message = gate.messages["test_database_at_the_single_head_of_current_code"]
+    assert "2 Alembic heads (0002_scan_indexes, 0099_side_branch)" in message and "merge heads" in message
+
+
+def test_full_backup_filesystem(pytester: pytest.Pytester, restore: Installation, tmp_path: Path) -> None:
+    backups = restore.directory / "backups" / "postgres"
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(backups)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mount.stderr.strip()}")
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={backups / 'filler'}", "bs=1M", "count=16"], capture_output=True)
+        gate = preflight(pytester, restore)
+    finally:
+        subprocess.run(["umount", str(backups)], check=True)
+    assert_only_failed(gate, PREFLIGHT, {"test_backup_dir_has_free_space", "test_backup_dir_writable"})
+    assert "No space left on device" in gate.messages["test_backup_dir_writable"]
+
+
+def test_required_env_variable_removed(pytester: pytest.Pytester, restore: Installation) -> None:
+    env_file = restore.directory / ".env"
+    env_file.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
+                                if not line.startswith("OPENWATCH_ENCRYPTION_KEY=")))
+    gate = preflight(pytester, restore)
+    assert_only_failed(gate, PREFLIGHT, {"test_env_has_every_variable_the_target_expects"})
+    assert "OPENWATCH_ENCRYPTION_KEY" in gate.messages["test_env_has_every_variable_the_target_expects"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--target", "v0.1.0"], "ERROR: --target: v0.1.0 is not newer than the installed 0.1.0; to go back, use a rollback"),
+    (["--target", "v0.2.7"], "ERROR: --target: tag v0.2.7 does not exist in origin (nearest: v0.2.1, v0.2.0"),
+    (["--runtime", "podman"], "ERROR: --runtime podman is not supported yet; use --runtime docker"),
+])
+def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, ready: Installation,
+                                               args: list[str], message: str) -> None:
+    run = run_suite(pytester, "preflight", "--install-dir", str(ready.directory), *args)
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in run.output and "Traceback" not in run.output

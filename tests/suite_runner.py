@@ -1,0 +1,41 @@
+"""Run one of the operator suites in a subprocess, as an operator would, and read its JUnit outcome."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    outcomes: dict[str, str]  # test name -> passed | failed | error | skipped
+    messages: dict[str, str]
+    ret: int
+    output: str
+
+    def named(self, outcome: str) -> set[str]:
+        return {name for name, found in self.outcomes.items() if found == outcome}
+
+
+def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
+    junit = pytester.path / f"{suite}-{len(list(pytester.path.glob('*.xml')))}.xml"
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "suites" / suite), *args, f"--junitxml={junit}", "-o", "log_cli=false", "-p", "no:cacheprovider",
+    )
+    outcomes, messages = {}, {}
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = case.get("name", "")
+            outcome, message = "passed", ""
+            for tag in ("failure", "error", "skipped"):
+                element = case.find(tag)
+                if element is not None:
+                    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                    message = element.get("message", "")
+            outcomes[name], messages[name] = outcome, message
+    return SuiteRun(outcomes, messages, int(result.ret), "\n".join(result.outlines + result.errlines))
