@@ -6,6 +6,7 @@ pytest_plugins = (
     "plugins.checks",
     "plugins.redaction",
     "plugins.report",
+    "plugins.rollback",
     # For the project's own tests, which run the suites in pytester sessions; only adds fixtures.
     "pytester",
 )

@@ -1,0 +1,92 @@
+"""When an upgrade stage fails, roll back at once, in the same run, with the tier the failure needs.
+
+The rollback's actions and durations go into the failed stage's report (JUnit ``user_properties``
+and a "rollback" section in the HTML), the journal, and the run's closing summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from runbook.rollback import Rollback, RollbackResult
+from runbook.upgrade import Upgrade
+
+UPGRADE_KEY = pytest.StashKey[Upgrade]()
+RESULT_KEY = pytest.StashKey[RollbackResult]()
+FAILED_STAGE_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("openwatch")
+    group.addoption("--no-rollback", action="store_true",
+                    help="leave a failed upgrade as it is, for debugging (the journal still records it)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "upgrade_stage(name): one stage of the upgrade, rolled back on failure")
+
+
+def _stage(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("upgrade_stage")
+    return marker.args[0] if marker else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    report = yield
+    stage = _stage(item)
+    config = item.config
+    if stage is None or not report.failed or FAILED_STAGE_KEY in config.stash:
+        return report
+    config.stash[FAILED_STAGE_KEY] = stage
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    if upgrade is None or config.getoption("no_rollback"):
+        return report
+    result = Rollback(upgrade).run(stage)
+    config.stash[RESULT_KEY] = result
+    report.user_properties += [("rollback_tier", result.tier), ("rollback_ok", str(result.ok)),
+                               ("rollback_seconds", str(result.seconds))]
+    report.user_properties += [(f"rollback_action_{i}", f"{a['name']}: {a['seconds']}s {'ok' if a['ok'] else 'FAILED'}")
+                               for i, a in enumerate(result.actions, 1)]
+    report.sections.append(("rollback", describe(result)))
+    return report
+
+
+def describe(result: RollbackResult) -> str:
+    lines = [f"rollback tier {result.tier} (chosen: {result.requested}): {'SUCCEEDED' if result.ok else 'FAILED'}"
+             f" in {result.seconds}s"]
+    lines += [f"  {a['seconds']:7.2f}s  {'ok    ' if a['ok'] else 'FAILED'}  {a['name']}" for a in result.actions]
+    if result.problem:
+        lines.append(f"  last problem: {result.problem}")
+    if result.manual_steps:
+        lines.append("  the installation is stopped-safe (database running, app stopped); to restore by hand:")
+        lines += [f"    {step}" for step in result.manual_steps]
+    return "\n".join(lines)
+
+
+def outcome(config: pytest.Config) -> str | None:
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    if upgrade is None:
+        return None
+    failed = config.stash.get(FAILED_STAGE_KEY, None)
+    result = config.stash.get(RESULT_KEY, None)
+    if failed is None:
+        return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}" \
+            if upgrade.journal.data.get("outcome") == "UPGRADED" else None
+    if result is None:
+        return f"UPGRADE FAILED at stage {failed}; no rollback ran (--no-rollback or nothing recorded)"
+    if result.ok:
+        return f"UPGRADE FAILED at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
+               f"{upgrade.before.version} restored, data identical"
+    return f"UPGRADE FAILED at stage {failed}; ROLLBACK FAILED - MANUAL ACTION (see the rollback section)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    line = outcome(config)
+    if line:
+        terminalreporter.write_sep("=", line, bold=True, red="FAILED" in line, green="FAILED" not in line)
+        result = config.stash.get(RESULT_KEY, None)
+        if result is not None:
+            terminalreporter.write_line(describe(result))

@@ -1,0 +1,150 @@
+"""Backups: a streamed ``pg_dump -Fc`` with its sha256, configuration copies, verification by a
+scratch restore, restore for the emergency rollback, and pruning by retention."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+
+from runbook import dbstate
+from runbook.errors import Problem
+from runbook.shell import CommandError, run
+
+CHUNK = 1 << 20
+CONFIG_FILES = (".env", "docker-compose.yml", "docker-compose.prod.yml")
+DB = "openwatch"
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    dump: str
+    sha256: str
+    size: int
+    config_dir: str
+    seconds: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def dump_database(container: str, user: str, destination: Path) -> tuple[str, int]:
+    """Stream ``pg_dump -Fc`` from the db container to ``destination``, hashing as it goes."""
+    digest, size = hashlib.sha256(), 0
+    partial = destination.with_suffix(".partial")
+    argv = ["docker", "exec", container, "pg_dump", "-U", user, "-d", DB, "-Fc"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        try:
+            with partial.open("wb") as out:
+                while chunk := proc.stdout.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as error:
+            proc.kill()
+            partial.unlink(missing_ok=True)
+            raise Problem(f"writing the backup to {destination.parent} failed ({error.strerror}); "
+                          "free space there or pass another --backup-dir") from None
+        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0 or size == 0:
+        partial.unlink(missing_ok=True)
+        raise Problem(f"pg_dump failed (exit {proc.returncode}): {stderr.strip()[-200:]}")
+    partial.rename(destination)
+    return digest.hexdigest(), size
+
+
+def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: str) -> BackupRecord:
+    started = time.monotonic()
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    dump = backup_dir / f"pre_upgrade_{label}_{stamp}.dump"
+    sha256, size = dump_database(container, user, dump)
+    config_dir = backup_dir.parent / "config" / f"pre_upgrade_{label}_{stamp}"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name in CONFIG_FILES:
+        if (install_dir / name).exists():
+            shutil.copy2(install_dir / name, config_dir / name)
+    certs = install_dir / "security" / "certs"
+    if certs.is_dir():
+        shutil.copytree(certs, config_dir / "certs")
+    if (config_dir / ".env").exists():
+        (config_dir / ".env").chmod(0o600)
+    return BackupRecord(str(dump), sha256, size, str(config_dir), round(time.monotonic() - started, 2))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pg_restore(container: str, user: str, dump: Path, *args: str) -> subprocess.CompletedProcess:
+    with dump.open("rb") as source:
+        return subprocess.run(["docker", "exec", "-i", container, "pg_restore", "-U", user, *args],
+                              stdin=source, capture_output=True, timeout=3600)
+
+
+def psql(container: str, user: str, sql: str) -> None:
+    run(["docker", "exec", container, "psql", "-q", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", "postgres", "-c", sql],
+        timeout=600)
+
+
+def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expected: dict[str, dict],
+           full_restore: bool) -> dict:
+    """Checksum, ``pg_restore --list``, and (``full_restore``) a scratch restore whose tables must match
+    ``expected`` row for row. The scratch database is always dropped."""
+    dump = Path(record.dump)
+    if sha256_of(dump) != record.sha256:
+        raise Problem(f"backup {dump} does not match its recorded sha256; take the backup again")
+    listing = _pg_restore(container, user, dump, "--list")
+    if listing.returncode != 0 or b"TABLE DATA" not in listing.stdout:
+        raise Problem(f"pg_restore --list cannot read {dump}: {listing.stderr.decode(errors='replace')[-200:]}")
+    result = {"listed_entries": listing.stdout.count(b"\n"), "restored": False}
+    if not full_restore:
+        return result
+    scratch = f"openwatch_verify_{int(time.time())}"
+    psql(container, user, f"CREATE DATABASE {scratch}")
+    try:
+        restored = _pg_restore(container, user, dump, "-d", scratch, "--no-owner", "--exit-on-error")
+        if restored.returncode != 0:
+            raise Problem(f"scratch restore of {dump} failed: {restored.stderr.decode(errors='replace')[-200:]}")
+        with psycopg.connect(**conninfo, dbname=scratch, connect_timeout=5) as conn:
+            found = {name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn).items()}
+        if found != expected:
+            differing = sorted(n for n in set(found) | set(expected) if found.get(n) != expected.get(n))
+            raise Problem(f"the scratch restore differs from the live database in {', '.join(differing)}; "
+                          "the backup is not usable, nothing was changed")
+        result["restored"] = True
+    finally:
+        psql(container, user, f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+    return result
+
+
+def restore(dump: Path, container: str, user: str) -> None:
+    """Replace the database with ``dump`` (app containers must be stopped; the db container stays)."""
+    psql(container, user, f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    psql(container, user, f"CREATE DATABASE {DB} OWNER {user}")
+    restored = _pg_restore(container, user, dump, "-d", DB, "--no-owner", "--no-privileges", "--exit-on-error")
+    if restored.returncode != 0:
+        raise CommandError(["pg_restore", str(dump)], restored.returncode, restored.stderr.decode(errors="replace"))
+
+
+def prune(backup_dir: Path, retention_days: float) -> list[str]:
+    """Delete dumps older than the retention, always keeping the newest."""
+    dumps = sorted(backup_dir.glob("*.dump"), key=lambda p: p.stat().st_mtime, reverse=True)
+    cutoff = time.time() - retention_days * 86400
+    removed = [p for p in dumps[1:] if p.stat().st_mtime < cutoff]
+    for path in removed:
+        path.unlink()
+    return [p.name for p in removed]

@@ -1,0 +1,86 @@
+"""Docker Compose operations on an installation (changes; the read-only side is in ``profile``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from runbook.profile import Profile, compose_command
+from runbook.shell import CommandError, progress, run
+
+ALEMBIC_INI_CANDIDATES = ("/app/backend/alembic.ini", "/openwatch/backend/alembic.ini")
+FIND_FILE = "import os, sys; print(next((p for p in sys.argv[1:] if os.path.isfile(p)), ''))"
+
+
+class Compose:
+    def __init__(self, install_dir: Path, files: Sequence[Path]) -> None:
+        self.install_dir = install_dir
+        self.files = tuple(files)
+
+    @classmethod
+    def of(cls, profile: Profile) -> Compose:
+        return cls(profile.install_dir, profile.compose_files)
+
+    def __call__(self, *args: str, timeout: float = 900, check: bool = True):
+        __tracebackhide__ = True
+        return run([*compose_command(self.install_dir, self.files), *args], timeout=timeout, check=check)
+
+    def services(self) -> list[str]:
+        return self("config", "--services", timeout=60).stdout.split()
+
+    def image_names(self) -> dict[str, str]:
+        """Image name per service as compose tags it (``<project>-<service>`` for built services)."""
+        config = json.loads(self("config", "--format", "json", timeout=60).stdout)
+        project = config.get("name", "openwatch")
+        return {name: spec.get("image") or f"{project}-{name}" for name, spec in config["services"].items()}
+
+    def build(self) -> float:
+        started = time.monotonic()
+        self("build", "--quiet", timeout=3600)
+        return time.monotonic() - started
+
+    def up(self, *services: str, timeout: int = 180) -> None:
+        """Start (recreating changed containers), remove orphans, wait for healthy within ``timeout``."""
+        self("up", "--detach", "--no-build", "--remove-orphans", "--wait", "--wait-timeout", str(timeout), *services,
+             timeout=timeout + 120)
+
+    def run_backend(self, *argv: str, timeout: float = 900, check: bool = True):
+        """A one-off container of the checked-out release's backend image (never an old one)."""
+        return self("run", "--rm", "--no-deps", "-T", "backend", *argv, timeout=timeout, check=check)
+
+    def alembic_ini(self) -> str:
+        """Where this release's image keeps alembic.ini (the procedure names two different paths)."""
+        found = self.run_backend("python3", "-c", FIND_FILE, *ALEMBIC_INI_CANDIDATES, timeout=120).stdout.strip()
+        if not found:
+            raise CommandError(["alembic.ini lookup"], 1, f"none of {', '.join(ALEMBIC_INI_CANDIDATES)} in the image")
+        return found
+
+    def alembic(self, ini: str, *args: str, check: bool = True):
+        return self.run_backend("alembic", "-c", ini, *args, check=check)
+
+
+def stop_containers(client: docker.DockerClient, names: Sequence[str], timeout: int = 20) -> list[str]:
+    """Stop (never remove) the named containers that exist; a missing one (celery-beat in 1.0) is fine."""
+    stopped = []
+    for name in names:
+        try:
+            container = client.containers.get(name)
+        except docker.errors.NotFound:
+            continue
+        container.stop(timeout=timeout)
+        stopped.append(name)
+    progress(f"stopped {', '.join(stopped) or 'nothing'}")
+    return stopped
+
+
+def tag_images(client: docker.DockerClient, image_ids: dict[str, str], names: dict[str, str]) -> None:
+    """Point each service's compose image name back at a recorded image id."""
+    for service, image_id in image_ids.items():
+        if service in names:
+            repository, _, tag = names[service].partition(":")
+            client.images.get(image_id).tag(repository, tag or "latest")

@@ -1,0 +1,76 @@
+"""The run's journal: stages, recorded state, backup and rollback actions, as JSON in the install dir.
+
+Written atomically (temporary file, fsync, rename) after every change, so a later run or a person
+always finds a whole file that says how far the last run got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+JOURNAL_DIR = ".openwatch-upgrade"
+JOURNAL_FILE = "journal.json"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Journal:
+    def __init__(self, install_dir: Path, data: dict) -> None:
+        self.path = install_dir / JOURNAL_DIR / JOURNAL_FILE
+        self.data = data
+
+    @classmethod
+    def start(cls, install_dir: Path, target: str | None, ticket: str | None) -> Journal:
+        journal = cls(install_dir, {
+            "run_id": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}",
+            "host": socket.gethostname(), "pid": os.getpid(), "ticket": ticket, "target": target,
+            "started": now(), "finished": None, "outcome": "running",
+            "stages": [], "before": None, "after": None, "backup": None, "rollback": None,
+        })
+        journal.save()
+        return journal
+
+    @classmethod
+    def load(cls, install_dir: Path) -> Journal | None:
+        path = install_dir / JOURNAL_DIR / JOURNAL_FILE
+        return cls(install_dir, json.loads(path.read_text())) if path.exists() else None
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        with temporary.open("w") as handle:
+            json.dump(self.data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def stage_started(self, name: str) -> None:
+        self.data["stages"].append({"name": name, "status": "running", "started": now(), "seconds": None})
+        self.save()
+
+    def stage_ended(self, name: str, status: str, seconds: float, detail: str = "") -> None:
+        entry = next(s for s in reversed(self.data["stages"]) if s["name"] == name)
+        entry.update(status=status, seconds=round(seconds, 2), detail=detail)
+        self.save()
+
+    def completed(self) -> list[str]:
+        return [s["name"] for s in self.data["stages"] if s["status"] == "passed"]
+
+    def set(self, key: str, value: object) -> None:
+        self.data[key] = value
+        self.save()
+
+    def finish(self, outcome: str) -> None:
+        self.data.update(outcome=outcome, finished=now())
+        self.save()

@@ -1,0 +1,187 @@
+"""Rollback tiers: the least that puts the installation back exactly as recorded, escalating when
+the result does not match (health, version, revision, and every table's checksum)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import requests
+
+from runbook import backup, dbstate, gitrepo, profile as profiles, service_checks, state
+from runbook.compose import Compose, stop_containers
+from runbook.errors import Problem
+from runbook.shell import CommandError, progress
+from runbook.upgrade import STAGES, Upgrade
+
+TIERS = ("none", "ref", "quick", "full", "emergency")
+BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+def choose_tier(failed_stage: str, database_changed: bool) -> str:
+    """From what the failed stage may have changed and what the database says it did."""
+    changes = BY_NAME[failed_stage].changes
+    if failed_stage == "finish":
+        return "none"  # the upgrade itself is complete and verified
+    if changes == "nothing":
+        return "none"
+    if changes == "code":
+        return "ref"
+    if changes == "containers" or not database_changed:
+        return "quick"
+    return "full"
+
+
+@dataclass
+class RollbackResult:
+    requested: str
+    tier: str = "none"
+    ok: bool = False
+    actions: list[dict] = field(default_factory=list)
+    problem: str = ""
+    manual_steps: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return round(sum(action["seconds"] for action in self.actions), 2)
+
+
+class Rollback:
+    def __init__(self, upgrade: Upgrade) -> None:
+        self.upgrade = upgrade
+        self.install_dir: Path = upgrade.profile.install_dir
+
+    def database_changed(self) -> bool:
+        """Whether the database is no longer at the recorded revision (PostgreSQL rolls a failed run back)."""
+        try:
+            with self.upgrade.connect() as conn:
+                return dbstate.alembic_revisions(conn) != [self.upgrade.before.revision]
+        except psycopg.Error:
+            return True
+
+    def run(self, failed_stage: str) -> RollbackResult:
+        upgrade = self.upgrade
+        if upgrade.before is None:  # failed before anything was recorded: nothing was changed either
+            upgrade.lock.release()
+            return RollbackResult("none", "none", ok=True)
+        tier = choose_tier(failed_stage, self.database_changed())
+        result = RollbackResult(requested=tier)
+        while True:
+            result.tier = tier
+            try:
+                getattr(self, f"tier_{tier}")(result)
+                self.step(result, "verify restored state", self.verify_restored)
+                result.ok = True
+                break
+            except (Problem, CommandError) as error:
+                result.problem = upgrade.profile.redactor(str(error))[:500]
+                if tier == "emergency" or upgrade.backup is None:
+                    self.leave_stopped_safe(result)
+                    break
+                progress(f"rollback tier {tier} did not restore the installation ({result.problem}); escalating")
+                tier = "emergency"
+        if result.ok:
+            upgrade.lock.release()
+        upgrade.journal.set("rollback", {"requested": result.requested, "tier": result.tier, "ok": result.ok,
+                                         "actions": result.actions, "problem": result.problem,
+                                         "manual_steps": result.manual_steps})
+        upgrade.journal.finish(f"ROLLED BACK ({result.tier})" if result.ok else "FAILED - MANUAL ACTION")
+        return result
+
+    def step(self, result: RollbackResult, name: str, action) -> None:
+        progress(f"rollback: {name}")
+        started = time.monotonic()
+        try:
+            action()
+        except BaseException as error:
+            result.actions.append({"name": name, "seconds": round(time.monotonic() - started, 2), "ok": False,
+                                   "detail": self.upgrade.profile.redactor(str(error))[:300]})
+            raise
+        result.actions.append({"name": name, "seconds": round(time.monotonic() - started, 2), "ok": True})
+
+    # -- tiers ---------------------------------------------------------------------------------
+    def tier_none(self, result: RollbackResult) -> None:
+        """Nothing was changed; the verification below proves it."""
+
+    def tier_ref(self, result: RollbackResult) -> None:
+        self.step(result, "check out the recorded git ref", self.restore_ref)
+        self.step(result, "re-tag the recorded images", self.upgrade.restore_images)
+
+    def tier_quick(self, result: RollbackResult) -> None:
+        self.tier_ref(result)
+        self.step(result, "start the old version and wait healthy", self.start_old)
+
+    def tier_full(self, result: RollbackResult) -> None:
+        self.step(result, "stop the new app containers", self.stop_app)
+        self.step(result, f"alembic downgrade {self.upgrade.before.revision} with the NEW image", self.downgrade)
+        self.tier_quick(result)
+
+    def tier_emergency(self, result: RollbackResult) -> None:
+        self.step(result, "stop the app containers (database container kept)", self.stop_app)
+        self.step(result, "restore the verified backup into a recreated database", self.restore_database)
+        self.tier_quick(result)
+
+    # -- actions -------------------------------------------------------------------------------
+    def restore_ref(self) -> None:
+        gitrepo.git(self.install_dir, "checkout", "--quiet", "--force", "--detach", self.upgrade.before.git_commit)
+
+    def current_profile(self) -> profiles.Profile:
+        old = self.upgrade.profile
+        return profiles.load(self.install_dir, self.upgrade._extra_compose_files(), self.upgrade._uses_prod_overlay()) \
+            if (self.install_dir / profiles.COMPOSE_FILE).exists() else old
+
+    def start_old(self) -> None:
+        Compose.of(self.current_profile()).up(timeout=self.upgrade.settings.start_deadline_s)
+
+    def stop_app(self) -> None:
+        stop_containers(self.upgrade.client, self.upgrade.app_containers(self.current_profile()))
+
+    def downgrade(self) -> None:
+        upgrade = self.upgrade
+        if upgrade.new_profile is None or upgrade.alembic_ini is None:
+            raise Problem("the new release's image was never built, so it cannot downgrade")
+        result = Compose.of(upgrade.new_profile).alembic(upgrade.alembic_ini, "downgrade", upgrade.before.revision,
+                                                         check=False)
+        if result.returncode != 0:
+            last = [line for line in result.stderr.splitlines() if line.strip()][-1:] or ["no output"]
+            raise Problem(f"alembic downgrade to {upgrade.before.revision} failed: {last[0][:300]}")
+
+    def restore_database(self) -> None:
+        upgrade = self.upgrade
+        dump = Path(upgrade.backup.dump)
+        if backup.sha256_of(dump) != upgrade.backup.sha256:
+            raise Problem(f"the backup {dump} no longer matches its sha256; restore it by hand from another copy")
+        backup.restore(dump, upgrade.db_container, upgrade.db_user)
+
+    def verify_restored(self) -> None:
+        upgrade = self.upgrade
+        current = self.current_profile()
+        with requests.Session() as http:
+            service_checks.backend_health(http, upgrade.settings.base_url, expected_version=upgrade.before.version)
+        service_checks.containers_healthy(upgrade.client, current)
+        restored = upgrade.capture(current)
+        if restored.revision != upgrade.before.revision:
+            raise Problem(f"database at {restored.revision}, recorded {upgrade.before.revision}")
+        differing = state.data_differences(upgrade.before, restored)
+        if differing:
+            raise Problem(f"data differs from the recorded state in {', '.join(differing)}")
+
+    def leave_stopped_safe(self, result: RollbackResult) -> None:
+        """Stop the app (the database keeps running, its volume untouched) and say what to do."""
+        upgrade = self.upgrade
+        try:
+            self.stop_app()
+        except Exception as error:  # noqa: BLE001 - the manual steps below still apply
+            progress(f"could not stop the app containers: {error}")
+        dump = upgrade.backup.dump if upgrade.backup else "<the newest verified dump in backups/postgres>"
+        db, user = upgrade.db_container, upgrade.db_user
+        result.manual_steps = [
+            f"cd {self.install_dir}",
+            f"git checkout --detach {upgrade.before.git_commit}   # {upgrade.before.git_ref}",
+            f"docker exec {db} psql -U {user} -d postgres -c 'DROP DATABASE openwatch WITH (FORCE)'",
+            f"docker exec {db} psql -U {user} -d postgres -c 'CREATE DATABASE openwatch OWNER {user}'",
+            f"docker exec -i {db} pg_restore -U {user} -d openwatch --no-owner --no-privileges < {dump}",
+            "docker compose up -d   # then: pytest suites/postflight",
+        ]

@@ -1,0 +1,216 @@
+"""The upgrade, as ordered stages (data) and the operation behind each one.
+
+What UPGRADE_PROCEDURE.md means, without its bugs: build before stopping, migrate with the new
+image and its own alembic.ini path, stop with ``docker stop`` (never ``compose down``), cope with
+services a release dropped, verify the backup before changing anything, compare the data after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import psycopg
+import requests
+
+from runbook import backup, celery_checks, gitrepo, profile as profiles, schema_checks, service_checks, state
+from runbook.compose import Compose, stop_containers, tag_images
+from runbook.errors import Problem
+from runbook.journal import Journal
+from runbook.lock import RunLock
+from runbook.profile import Profile, parse_env
+from runbook.shell import progress
+
+APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+    changes: str  # what a failure here may have changed: nothing, code, containers, database
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("gate", "pre-flight gate passed", "nothing"),
+    Stage("lock_and_record", "lock taken, state recorded", "nothing"),
+    Stage("backup", "database and configuration backed up", "nothing"),
+    Stage("verify_backup", "backup verified by restore", "nothing"),
+    Stage("checkout", "target checked out", "code"),
+    Stage("build", "target images built while the old version serves", "code"),
+    Stage("drain_and_stop", "Celery drained, app containers stopped", "containers"),
+    Stage("migrate", "database migrated with the new image", "database"),
+    Stage("start", "new version started and healthy", "database"),
+    Stage("verify", "post-flight checks and data compared", "database"),
+    Stage("finish", "lock released, old backups pruned", "nothing"),
+)
+
+
+@dataclass
+class Settings:
+    target: str
+    ticket: str | None
+    backup_dir: Path
+    base_url: str
+    frontend_url: str
+    retention_days: float = 7.0
+    full_restore_max_bytes: int = 2 * 1024**3
+    drain_deadline_s: float = 300.0
+    start_deadline_s: int = 180
+
+
+@dataclass
+class Upgrade:
+    profile: Profile  # the installation as found (old release)
+    client: docker.DockerClient
+    settings: Settings
+    journal: Journal
+    lock: RunLock = field(init=False)
+    new_profile: Profile | None = None
+    before: state.InstallState | None = None
+    after: state.InstallState | None = None
+    backup: backup.BackupRecord | None = None
+    alembic_ini: str | None = None
+    image_names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lock = RunLock(self.profile.install_dir)
+
+    # -- handles -------------------------------------------------------------------------------
+    def connect(self, dbname: str | None = None) -> psycopg.Connection:
+        return psycopg.connect(**self.conninfo(), dbname=dbname or self.profile.setting("POSTGRES_DB", "openwatch"),
+                               connect_timeout=5, autocommit=True)
+
+    def conninfo(self) -> dict:
+        return {"host": "127.0.0.1", "port": self.profile.published_port("database", 5432, 5432),
+                "user": self.db_user, "password": self.profile.setting("POSTGRES_PASSWORD")}
+
+    @property
+    def db_user(self) -> str:
+        return self.profile.setting("POSTGRES_USER", "openwatch")
+
+    @property
+    def db_container(self) -> str:
+        return self.profile.container("database")
+
+    def capture(self, current: Profile) -> state.InstallState:
+        with self.connect() as conn:
+            return state.capture(current, self.client, conn)
+
+    # -- stages --------------------------------------------------------------------------------
+    def run_stage(self, stage: Stage) -> float:
+        self.journal.stage_started(stage.name)
+        progress(f"stage {stage.name}: {stage.title}")
+        started = time.monotonic()
+        try:
+            getattr(self, f"stage_{stage.name}")()
+        except BaseException as error:
+            self.journal.stage_ended(stage.name, "failed", time.monotonic() - started,
+                                     self.profile.redactor(str(error))[:500])
+            raise
+        seconds = time.monotonic() - started
+        self.journal.stage_ended(stage.name, "passed", seconds)
+        return seconds
+
+    def stage_gate(self) -> None:
+        """Nothing to do: the pre-flight tests ran before this stage; the plugin judges them."""
+
+    def stage_lock_and_record(self) -> None:
+        self.lock.acquire(self.settings.ticket)
+        self.before = self.capture(self.profile)
+        self.image_names = Compose.of(self.profile).image_names()
+        self.journal.set("before", self.before.to_json())
+
+    def stage_backup(self) -> None:
+        self.backup = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
+                                  self.db_user, label=self.before.version)
+        self.journal.set("backup", self.backup.to_json())
+
+    def stage_verify_backup(self) -> None:
+        with self.connect() as conn:
+            size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        result = backup.verify(self.backup, self.db_container, self.db_user, self.conninfo(), self.before.tables,
+                               full_restore=size <= self.settings.full_restore_max_bytes)
+        self.journal.set("backup", {**self.backup.to_json(), "verification": result})
+
+    def stage_checkout(self) -> None:
+        install_dir = self.profile.install_dir
+        gitrepo.git(install_dir, "fetch", "--quiet", "--tags", "origin", timeout=600)
+        gitrepo.git(install_dir, "checkout", "--quiet", "--detach", self.settings.target)
+        self.new_profile = profiles.load(install_dir, self._extra_compose_files(), self._uses_prod_overlay())
+        expected = parse_env((install_dir / ".env.example").read_text())
+        missing = sorted(name for name in expected if name not in self.profile.env)
+        if missing:
+            raise Problem(f".env lacks {', '.join(missing)}, which {self.settings.target} expects; add them to .env")
+
+    def stage_build(self) -> None:
+        compose = Compose.of(self.new_profile)
+        seconds = compose.build()
+        self.alembic_ini = compose.alembic_ini()
+        progress(f"built {self.settings.target} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
+
+    def stage_drain_and_stop(self) -> None:
+        deadline = time.monotonic() + self.settings.drain_deadline_s
+        while True:
+            snapshot = celery_checks.inspect_worker(self.client, self.profile)
+            if not (snapshot.active or snapshot.reserved):
+                break
+            if time.monotonic() > deadline:
+                raise Problem(f"Celery still has {snapshot.active} active and {snapshot.reserved} reserved tasks "
+                              f"after {self.settings.drain_deadline_s:.0f}s; nothing was stopped, try later")
+            time.sleep(2)
+        stop_containers(self.client, self.app_containers(self.profile))
+
+    def stage_migrate(self) -> None:
+        result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)
+        if result.returncode != 0:
+            last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
+            raise Problem(f"alembic upgrade head failed: {self.profile.redactor(last[0])[:300]}")
+
+    def stage_start(self) -> None:
+        Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s)
+
+    def stage_verify(self) -> None:
+        new = self.new_profile
+        with requests.Session() as http:
+            service_checks.backend_health(http, self.settings.base_url, expected_version=new.version)
+            service_checks.frontend_proxies_api(http, self.settings.frontend_url)
+            user, password = new.setting("OPENWATCH_AUDIT_USER"), new.setting("OPENWATCH_AUDIT_PASSWORD")
+            if user and password:
+                token = service_checks.login(http, self.settings.base_url, user, password)
+                service_checks.aegis_healthy(http, self.settings.base_url, token)
+                service_checks.rules_listed(http, self.settings.base_url, token)
+        service_checks.containers_healthy(self.client, new)
+        with self.connect() as conn:
+            schema_checks.at_code_head(new.install_dir, conn)
+        self.after = self.capture(new)
+        self.journal.set("after", self.after.to_json())
+        lost = state.rows_preserved(self.before, self.after)
+        if lost:
+            raise Problem(f"row counts changed by the upgrade: {'; '.join(lost)}")
+
+    def stage_finish(self) -> None:
+        self.lock.release()
+        pruned = backup.prune(self.settings.backup_dir, self.settings.retention_days)
+        self.journal.set("pruned_backups", pruned)
+        self.journal.finish("UPGRADED")
+
+    # -- helpers shared with the rollback ------------------------------------------------------
+    def app_containers(self, current: Profile) -> list[str]:
+        names = [current.container(service) for service in APP_SERVICES if service in current.services]
+        if self.before:  # containers of the old release too (celery-beat when 1.0 dropped it)
+            names += [name for service, name in self.before.containers.items()
+                      if service in APP_SERVICES and name not in names]
+        return names
+
+    def restore_images(self) -> None:
+        tag_images(self.client, self.before.image_ids, self.image_names)
+
+    def _extra_compose_files(self) -> tuple[Path, ...]:
+        standard = {self.profile.install_dir / name for name in (profiles.COMPOSE_FILE, profiles.PROD_OVERLAY)}
+        return tuple(path for path in self.profile.compose_files if path not in standard)
+
+    def _uses_prod_overlay(self) -> bool:
+        return self.profile.install_dir / profiles.PROD_OVERLAY in self.profile.compose_files
