@@ -59,7 +59,7 @@ def describe(result: RollbackResult) -> str:
              f" in {result.seconds}s"]
     lines += [f"  {a['seconds']:7.2f}s  {'ok    ' if a['ok'] else 'FAILED'}  {a['name']}" for a in result.actions]
     if result.problem:
-        lines.append(f"  last problem: {result.problem}")
+        lines.append(f"  {'escalated because' if result.ok else 'last problem'}: {result.problem}")
     if result.manual_steps:
         lines.append("  the installation is stopped-safe (database running, app stopped); to restore by hand:")
         lines += [f"    {step}" for step in result.manual_steps]

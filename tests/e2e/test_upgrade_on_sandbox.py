@@ -1,0 +1,137 @@
+"""The upgrade suite end to end on the sandbox: real upgrades succeed with data preserved, and every
+real failure ends with the old version back, healthy, and every table's checksum as before."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runbook import dbstate, gitrepo
+from sandbox import releases
+from sandbox.installation import Installation
+from sandbox.seed import SeedSize
+from tests.suite_runner import SuiteRun, run_suite
+
+SEEDED = SeedSize()
+
+
+@pytest.fixture(scope="module")
+def ready(sandbox: Installation) -> Installation:
+    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
+    return sandbox
+
+
+@pytest.fixture
+def baseline(ready: Installation, baseline_dump: Path) -> Iterator[Installation]:
+    try:
+        yield ready
+    finally:
+        ready.reset(releases.OLDEST.tag, baseline_dump)
+
+
+def upgrade(pytester: pytest.Pytester, install: Installation, target: str, *extra: str) -> SuiteRun:
+    return run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--target", target,
+                     "--ticket", "CHG-E2E", *extra)
+
+
+def journal(install: Installation) -> dict:
+    return json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
+
+
+def snapshot(install: Installation) -> dict:
+    with install.connect() as conn:
+        return {"tables": dbstate.table_states(conn), "revisions": dbstate.alembic_revisions(conn),
+                "ref": gitrepo.head_ref(install.directory), "version": install.version}
+
+
+def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
+    assert run.ret == 0, run.output
+    assert f"UPGRADED" in run.output
+    release = releases.BY_TAG[target]
+    assert install.version == release.version == install.health().json()["version"]
+    with install.connect() as conn:
+        assert dbstate.alembic_revisions(conn) == [release.head]
+    assert journal(install)["outcome"] == "UPGRADED"
+    assert journal(install)["backup"]["verification"]["restored"] is True
+    assert not (install.directory / ".openwatch-upgrade.lock").exists()
+
+
+def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier: str, failed_stage: str) -> None:
+    assert run.ret == 1, run.output
+    assert run.outcomes[f"test_stage[{failed_stage}]"] == "failed", run.outcomes
+    after_failure = [name for name, outcome in run.outcomes.items() if outcome == "skipped"]
+    assert "test_stage[finish]" in after_failure
+    assert f"ROLLED BACK ({tier})" in run.output, run.output
+    assert journal(install)["outcome"] == f"ROLLED BACK ({tier})"
+    assert journal(install)["rollback"]["ok"] is True
+    assert snapshot(install) == before  # version, git ref, revision, every table's rows and checksum
+    assert install.health().json()["status"] == "healthy"
+    assert not (install.directory / ".openwatch-upgrade.lock").exists()
+
+
+def test_upgrades_through_every_release_preserving_data(pytester: pytest.Pytester, baseline: Installation) -> None:
+    with baseline.connect() as conn:
+        failed_results = conn.execute("SELECT count(*) FROM scan_results WHERE status = 'fail'").fetchone()[0]
+    assert_upgraded(upgrade(pytester, baseline, "v0.2.0"), baseline, "v0.2.0")
+    with baseline.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM hosts WHERE os_family IS NOT NULL").fetchone()[0] == SEEDED.hosts
+        assert conn.execute("SELECT sum(failed_count) FROM scans").fetchone()[0] == failed_results
+    assert_upgraded(upgrade(pytester, baseline, "v0.2.1"), baseline, "v0.2.1")
+    assert_upgraded(upgrade(pytester, baseline, "v1.0.0"), baseline, "v1.0.0")
+    with baseline.connect() as conn:
+        tables = dbstate.table_states(conn)
+    assert tables["rule_results"].rows == SEEDED.scans * SEEDED.results_per_scan and "scan_results" not in tables
+    assert "openwatch-celery-beat" not in baseline.compose("ps", "-a", "--format", "{{.Name}}").stdout
+
+
+def test_upgrades_from_oldest_to_major_in_one_step(pytester: pytest.Pytester, baseline: Installation) -> None:
+    run = upgrade(pytester, baseline, "v1.0.0")
+    assert_upgraded(run, baseline, "v1.0.0")
+    with baseline.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM hosts WHERE os_family = 'rhel'").fetchone()[0] == SEEDED.hosts // 4
+
+
+@pytest.mark.parametrize(("target", "failed_stage", "tier"), [
+    ("v0.2.0-fault-migration", "migrate", "quick"),
+    ("v0.2.0-fault-crashloop", "start", "full"),
+    ("v0.2.0-fault-health", "start", "full"),
+    ("v1.0.0-fault-downgrade", "verify", "emergency"),
+])
+def test_fault_release_is_rolled_back_with_data_identical(pytester: pytest.Pytester, baseline: Installation,
+                                                          target: str, failed_stage: str, tier: str) -> None:
+    before = snapshot(baseline)
+    run = upgrade(pytester, baseline, target)
+    assert_rolled_back(run, baseline, before, tier, failed_stage)
+
+
+def test_full_backup_disk_stops_before_any_change(pytester: pytest.Pytester, baseline: Installation) -> None:
+    before = snapshot(baseline)
+    run = upgrade(pytester, baseline, "v0.2.0", "-p", "tests.fault_injection", "--inject-full-backup-disk")
+    assert_rolled_back(run, baseline, before, "none", "backup")
+    assert "No space left on device" in run.messages["test_stage[backup]"]
+
+
+def test_preflight_failure_changes_nothing(pytester: pytest.Pytester, baseline: Installation) -> None:
+    env_file = baseline.directory / ".env"
+    env_file.write_text("".join(f"{line}\n" for line in env_file.read_text().splitlines()
+                                if not line.startswith("OPENWATCH_ENCRYPTION_KEY=")))
+    before = snapshot(baseline)
+    containers_before = baseline.compose("ps", "--format", "{{.ID}} {{.State}}").stdout
+    backups_before = sorted((baseline.directory / "backups" / "postgres").iterdir())
+    try:
+        run = upgrade(pytester, baseline, "v0.2.0")
+    finally:
+        baseline.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
+    assert run.ret == 1
+    assert run.outcomes["test_env_has_every_variable_the_target_expects"] == "failed"
+    assert run.outcomes["test_stage[gate]"] == "failed"
+    assert {name for name, outcome in run.outcomes.items() if outcome == "skipped"} == {
+        f"test_stage[{stage}]" for stage in ("lock_and_record", "backup", "verify_backup", "checkout", "build",
+                                             "drain_and_stop", "migrate", "start", "verify", "finish")}
+    assert snapshot(baseline) == before
+    assert baseline.compose("ps", "--format", "{{.ID}} {{.State}}").stdout == containers_before
+    assert sorted((baseline.directory / "backups" / "postgres").iterdir()) == backups_before
+    assert journal(baseline)["before"] is None

@@ -1,0 +1,33 @@
+"""A pytest plugin the project's tests load into an upgrade run (``-p tests.fault_injection``) to
+break something for real at a chosen stage: ``--inject-full-backup-disk`` mounts a 64 KiB tmpfs
+over the backup folder just before the backup stage, so pg_dump runs out of space mid-stream."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from plugins.options import OPTIONS_KEY
+
+MOUNTED_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--inject-full-backup-disk", action="store_true")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("upgrade_stage")
+    config = item.config
+    if not (marker and marker.args[0] == "backup" and config.getoption("inject_full_backup_disk")):
+        return
+    folder = str(config.stash[OPTIONS_KEY].backup_dir)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder], check=True)
+    config.stash[MOUNTED_KEY] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(MOUNTED_KEY, None)
+    if folder:
+        subprocess.run(["umount", folder], check=True)
