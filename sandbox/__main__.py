@@ -21,12 +21,20 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--replace", action="store_true", help="destroy an installation already in --dir first")
     down = sub.add_parser("down", help="remove the installation's containers, volumes, networks and directory")
     down.add_argument("--dir", type=Path, default=installation.DEFAULT_DIR)
+    prepare = sub.add_parser("prepare", help="add to .env what a target release's .env.example asks for "
+                                             "(the operator's step before an upgrade)")
+    prepare.add_argument("--dir", type=Path, default=installation.DEFAULT_DIR)
+    prepare.add_argument("--target", required=True, choices=list(releases.BY_TAG))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     try:
         if args.command == "down":
             installation.Installation(args.dir).destroy()
+            return 0
+        if args.command == "prepare":
+            added = installation.Installation(args.dir).prepare_env(args.target)
+            print(f"added to .env: {', '.join(added) or 'nothing'}")
             return 0
         if args.replace:
             installation.Installation(args.dir).destroy()

@@ -129,6 +129,16 @@ class Installation:
         response.raise_for_status()
         return response.json()["access_token"]
 
+    def prepare_env(self, tag: str) -> list[str]:
+        """Add the variables ``tag``'s ``.env.example`` has and ``.env`` lacks, secrets generated."""
+        example = self.git("show", f"{tag}:.env.example").stdout
+        wanted = parse_env_text(render_env(example, Ports()))
+        present = self.env
+        added = [name for name in wanted if name not in present]
+        for name in added:
+            self.set_env(name, wanted[name])
+        return added
+
     def save_database(self, dump: Path) -> None:
         """``pg_dump -Fc`` of the running database, streamed to ``dump``."""
         with dump.open("wb") as out:
@@ -169,8 +179,12 @@ class Installation:
 
 
 def parse_env(path: Path) -> dict[str, str]:
+    return parse_env_text(path.read_text())
+
+
+def parse_env_text(text: str) -> dict[str, str]:
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)

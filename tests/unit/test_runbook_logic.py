@@ -1,0 +1,134 @@
+"""The runbook's pure logic: version order, Alembic graph, tier choice, data comparison, journal, lock."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from runbook import alembic_scripts, backup, containers, state, versions
+from runbook.errors import Problem
+from runbook.journal import Journal
+from runbook.lock import RunLock
+from runbook.rollback import choose_tier
+from runbook.upgrade import STAGES
+
+
+@pytest.mark.parametrize(("older", "newer"), [
+    ("v0.1.0", "v0.2.0"), ("v0.2.0", "v0.2.1"), ("v0.2.1", "v1.0.0"), ("v0.2.0-fault-health", "v0.2.0"),
+    ("0.1.0", "v0.2.0-fault-migration"), ("v1.9.9", "v1.10.0"),
+])
+def test_versions_order(older: str, newer: str) -> None:
+    assert versions.parse(older) < versions.parse(newer)
+
+
+def test_versions_reject_non_versions_and_suggest_near_tags() -> None:
+    assert versions.parse("main") is None and versions.parse("v1.2") is None
+    assert versions.nearest("v0.2.7", ["v0.1.0", "v0.2.0", "v0.2.1", "v1.0.0"])[:2] == ["v0.2.1", "v0.2.0"]
+
+
+def write_revision(folder: Path, revision: str, down: object) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{revision}.py").write_text(f"revision = {revision!r}\ndown_revision = {down!r}\n")
+
+
+def test_alembic_heads_and_ancestry(tmp_path: Path) -> None:
+    versions_dir = tmp_path / alembic_scripts.VERSIONS_DIR
+    write_revision(versions_dir, "a1", None)
+    write_revision(versions_dir, "b2", "a1")
+    assert alembic_scripts.heads(tmp_path) == ["b2"]
+    write_revision(versions_dir, "c3", "a1")
+    assert alembic_scripts.heads(tmp_path) == ["b2", "c3"]
+    write_revision(versions_dir, "d4", ("b2", "c3"))  # a merge revision
+    assert alembic_scripts.heads(tmp_path) == ["d4"]
+    assert alembic_scripts.is_ancestor(tmp_path, "a1", "d4") and not alembic_scripts.is_ancestor(tmp_path, "d4", "a1")
+
+
+@pytest.mark.parametrize(("stage", "database_changed", "tier"), [
+    ("gate", False, "none"), ("backup", False, "none"), ("verify_backup", False, "none"),
+    ("checkout", False, "ref"), ("build", False, "ref"), ("drain_and_stop", False, "quick"),
+    ("migrate", False, "quick"), ("migrate", True, "full"), ("start", True, "full"), ("verify", True, "full"),
+    ("start", False, "quick"), ("finish", True, "none"),
+])
+def test_rollback_tier_follows_what_the_failed_stage_changed(stage: str, database_changed: bool, tier: str) -> None:
+    assert choose_tier(stage, database_changed) == tier
+
+
+def test_every_stage_has_a_declared_change_kind() -> None:
+    assert {stage.changes for stage in STAGES} <= {"nothing", "code", "containers", "database"}
+    assert [stage.name for stage in STAGES][0] == "gate" and [stage.name for stage in STAGES][-1] == "finish"
+
+
+def install_state(tables: dict[str, tuple[int, str]]) -> state.InstallState:
+    return state.InstallState("0.1.0", "v0.1.0", "abc", "0002", {}, {},
+                              {name: {"rows": rows, "checksum": checksum} for name, (rows, checksum) in tables.items()})
+
+
+def test_rows_preserved_accepts_a_renamed_table_and_flags_a_lost_row() -> None:
+    before = install_state({"hosts": (600, "a"), "scan_results": (12000, "b")})
+    renamed = install_state({"hosts": (600, "c"), "rule_results": (12000, "d")})
+    assert state.rows_preserved(before, renamed) == []
+    lost = install_state({"hosts": (599, "c"), "rule_results": (11999, "d")})
+    assert state.rows_preserved(before, lost) == [
+        "hosts: 600 rows before, 599 after", "scan_results (12000 rows) is gone and no new table holds its rows"]
+
+
+def test_data_differences_sees_a_changed_checksum() -> None:
+    before = install_state({"hosts": (600, "a")})
+    assert state.data_differences(before, install_state({"hosts": (600, "a")})) == []
+    assert state.data_differences(before, install_state({"hosts": (600, "z")})) == ["hosts"]
+
+
+def test_journal_is_rewritten_whole_and_records_stages(tmp_path: Path) -> None:
+    journal = Journal.start(tmp_path, "v0.2.0", "CHG-1")
+    journal.stage_started("backup")
+    journal.stage_ended("backup", "passed", 1.234)
+    reread = Journal.load(tmp_path)
+    assert reread.completed() == ["backup"] and reread.data["stages"][0]["seconds"] == 1.23
+    assert not list(journal.path.parent.glob("*.tmp"))
+    assert json.loads(journal.path.read_text())["ticket"] == "CHG-1"
+
+
+def _try_lock(install_dir: str, queue: multiprocessing.Queue) -> None:
+    try:
+        RunLock(Path(install_dir)).acquire("CHG-2")
+        queue.put("acquired")
+    except Problem as problem:
+        queue.put(str(problem))
+
+
+def test_second_run_cannot_take_the_lock(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path)
+    lock.acquire("CHG-1")
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    other = multiprocessing.Process(target=_try_lock, args=(str(tmp_path), queue))
+    other.start()
+    other.join(10)
+    message = queue.get(timeout=5)
+    assert message.startswith("another upgrade run holds") and '"ticket": "CHG-1"' in message
+    lock.release()
+    assert not lock.path.exists()
+
+
+def test_prune_keeps_the_newest_even_when_old(tmp_path: Path) -> None:
+    for age_days, name in ((30, "a.dump"), (20, "b.dump"), (10, "c.dump"), (1, "d.dump")):
+        (tmp_path / name).write_bytes(b"x")
+        stamp = (tmp_path / name).stat().st_mtime - age_days * 86400
+        os.utime(tmp_path / name, (stamp, stamp))
+    assert sorted(backup.prune(tmp_path, retention_days=7)) == ["a.dump", "b.dump", "c.dump"]
+    assert [p.name for p in tmp_path.iterdir()] == ["d.dump"]
+    (tmp_path / "d.dump").touch()
+    os.utime(tmp_path / "d.dump", (0, 0))
+    assert backup.prune(tmp_path, retention_days=7) == []
+
+
+@pytest.mark.parametrize(("command", "value"), [
+    (("python3", "-m", "celery", "-A", "app.worker", "worker", "-Q", "default,scans"), "default,scans"),
+    (("celery --app=app.celery_app worker --queues=a,b",), "a,b"),
+    (("celery", "worker"), None),
+])
+def test_worker_queues_come_from_its_command(command: tuple[str, ...], value: str | None) -> None:
+    assert containers.option_value(command, "-Q", "--queues") == value
