@@ -7,6 +7,7 @@ pytest_plugins = (
     "plugins.redaction",
     "plugins.report",
     "plugins.rollback",
+    "plugins.downtime",
     # For the project's own tests, which run the suites in pytester sessions; only adds fixtures.
     "pytester",
 )

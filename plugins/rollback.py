@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pytest_metadata.plugin import metadata_key
 
+from plugins.keys import PROBER_KEY, UPGRADE_KEY
 from runbook.rollback import Rollback, RollbackResult
-from runbook.upgrade import Upgrade
 
-UPGRADE_KEY = pytest.StashKey[Upgrade]()
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
 
@@ -44,6 +44,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     upgrade = config.stash.get(UPGRADE_KEY, None)
     if upgrade is None or config.getoption("no_rollback"):
         return report
+    prober = config.stash.get(PROBER_KEY, None)
+    if prober is not None:
+        prober.mark("rollback")
     result = Rollback(upgrade).run(stage)
     config.stash[RESULT_KEY] = result
     report.user_properties += [("rollback_tier", result.tier), ("rollback_ok", str(result.ok)),
@@ -81,6 +84,22 @@ def outcome(config: pytest.Config) -> str | None:
         return f"UPGRADE FAILED at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
                f"{upgrade.before.version} restored, data identical"
     return f"UPGRADE FAILED at stage {failed}; ROLLBACK FAILED - MANUAL ACTION (see the rollback section)"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Into the report's Environment table before pytest-html writes it: outcome and backup."""
+    config = session.config
+    line = outcome(config)
+    if line is None:
+        return
+    metadata = config.stash.setdefault(metadata_key, {})
+    metadata["Outcome"] = line
+    recorded = config.stash[UPGRADE_KEY].journal.data.get("backup")
+    if recorded:
+        verification = recorded.get("verification", {})
+        metadata["Backup"] = (f"{recorded['dump']} ({recorded['size']} bytes, sha256 {recorded['sha256']}, "
+                              f"{'restored and compared' if verification.get('restored') else 'listed only'})")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -24,6 +24,7 @@ from runbook.profile import Profile, parse_env
 from runbook.shell import progress
 
 APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
+USER_FACING = ("frontend", "backend")
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,11 @@ class Upgrade:
                 raise Problem(f"Celery still has {snapshot.active} active and {snapshot.reserved} reserved tasks "
                               f"after {self.settings.drain_deadline_s:.0f}s; nothing was stopped, try later")
             time.sleep(2)
-        stop_containers(self.client, self.app_containers(self.profile))
+        # Users notice the backend and frontend going away, not the worker: stop those last.
+        containers = self.app_containers(self.profile)
+        user_facing = [self.profile.container(service) for service in USER_FACING]
+        stop_containers(self.client, [name for name in containers if name not in user_facing])
+        stop_containers(self.client, [name for name in containers if name in user_facing])
 
     def stage_migrate(self) -> None:
         result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.rollback import UPGRADE_KEY
+from plugins.keys import UPGRADE_KEY
 from runbook.journal import Journal
 from runbook.upgrade import Settings, Upgrade
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook import alembic_scripts, backup, containers, state, versions
+from runbook.downtime import outages
 from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
@@ -132,3 +133,11 @@ def test_prune_keeps_the_newest_even_when_old(tmp_path: Path) -> None:
 ])
 def test_worker_queues_come_from_its_command(command: tuple[str, ...], value: str | None) -> None:
     assert containers.option_value(command, "-Q", "--queues") == value
+
+
+def test_outages_are_cut_from_samples_and_attributed_to_stages() -> None:
+    samples = [(0.0, True), (0.1, False), (0.2, False), (0.3, True), (0.4, False), (0.5, False)]
+    marks = [(0.0, "drain_and_stop"), (0.25, "migrate"), (0.45, "start")]
+    found = outages(samples, marks)
+    assert [(o.start, o.end, o.stages) for o in found] == [
+        (0.1, 0.3, ("drain_and_stop", "migrate")), (0.4, 0.5, ("migrate", "start"))]

@@ -1,0 +1,195 @@
+"""Benchmark: user-visible downtime of the literal procedure, the suite, and the floor, side by
+side in one run on the sandbox; backup + verification throughput; post-flight audit wall time.
+
+    .venv/bin/python -m bench.upgrade_downtime [--reps 3] [--big-db-mb 1024]
+
+Prints a table and writes JSON to bench/results/. Never run by the tests (speed is not asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runbook import backup, dbstate
+from runbook.downtime import Prober
+from runbook.shell import run
+from sandbox import installation, releases
+from sandbox.installation import Installation
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = "v0.2.0"
+APP_CONTAINERS = ["openwatch-frontend", "openwatch-backend", "openwatch-worker", "openwatch-celery-beat"]
+
+
+def wait_healthy(install: Installation, deadline_s: float = 300, poll_s: float = 1.0) -> None:
+    """As start-openwatch.sh does: poll /health once a second."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            if install.health().status_code == 200:
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(poll_s)
+    raise RuntimeError("not healthy in time")
+
+
+def probed(install: Installation, action) -> tuple[float, float]:
+    """(downtime, wall) of ``action`` as the external prober sees it."""
+    prober = Prober(f"{install.backend_url}/health", f"{install.frontend_url}/").start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    try:
+        action()
+    finally:
+        wall = time.monotonic() - started
+        time.sleep(0.5)
+        report = prober.stop()
+    return report.total_s, wall
+
+
+def procedure(install: Installation) -> tuple[float, float]:
+    """UPGRADE_PROCEDURE.md in its order; its migration made to run with the new image."""
+    install.checkout(TARGET)  # step 1, while the old version still serves
+    install.save_database(install.directory / "backups" / "postgres" / "procedure.dump")  # step 4
+
+    def steps() -> None:
+        run(["docker", "stop", *APP_CONTAINERS])  # step 5
+        install.compose("build", "--no-cache", "--quiet", timeout=3600)  # step 7's --build, done first
+        install.alembic("upgrade", "head")  # step 6, with the new image
+        install.compose("up", "-d")  # step 7
+        wait_healthy(install)  # start-openwatch.sh's health wait
+    return probed(install, steps)
+
+
+def suite(install: Installation) -> tuple[float, float]:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "pytest", "suites/upgrade", "--install-dir", str(install.directory),
+                    "--target", TARGET, "-q", "-o", "log_cli=false", "-p", "no:cacheprovider"],
+                   cwd=ROOT, check=True, capture_output=True)
+    wall = time.monotonic() - started
+    journal = json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
+    return float(journal["downtime"]["downtime_total_s"]), wall
+
+
+def floor(install: Installation) -> tuple[float, float]:
+    """The least any upgrade can cost: new images ready, then migration + backend start to healthy."""
+    install.checkout(TARGET)
+    install.build()
+    run(["docker", "stop", "openwatch-worker", "openwatch-celery-beat"])
+
+    def steps() -> None:
+        run(["docker", "stop", "openwatch-backend"])
+        install.alembic("upgrade", "head")
+        install.compose("up", "-d", "--no-deps", "backend", "frontend")
+        wait_healthy(install, poll_s=0.05)
+    return probed(install, steps)
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+            "max": round(max(values), 2), "runs": [round(v, 2) for v in values]}
+
+
+def backup_throughput(install: Installation, size_mb: int) -> dict:
+    """Grow the database to about ``size_mb`` and compare raw ``pg_dump -Fc`` with backup + verification."""
+    with install.connect() as conn:
+        conn.execute("CREATE TABLE bench_filler (id bigserial PRIMARY KEY, payload text NOT NULL)")
+        rows = size_mb * 1024 * 1024 // 240
+        conn.execute("INSERT INTO bench_filler (payload) SELECT md5(g::text) || repeat(md5((g * 7)::text), 5) "
+                     "FROM generate_series(1, %s) AS g", (rows,))
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        expected = {n: {"rows": s.rows, "checksum": s.checksum} for n, s in dbstate.table_states(conn).items()}
+    with tempfile.TemporaryDirectory(dir=install.directory) as scratch:
+        raw = Path(scratch) / "raw.dump"
+        started = time.monotonic()
+        with raw.open("wb") as out:
+            subprocess.run(["docker", "exec", "openwatch-db", "pg_dump", "-U", "openwatch", "-d", "openwatch", "-Fc"],
+                           stdout=out, check=True)
+        raw_s = time.monotonic() - started
+        started = time.monotonic()
+        record = backup.take(install.directory, Path(scratch) / "postgres", "openwatch-db", "openwatch", "bench")
+        conninfo = {"host": "127.0.0.1", "port": 5432, "user": "openwatch",
+                    "password": install.env["POSTGRES_PASSWORD"]}
+        backup.verify(record, "openwatch-db", "openwatch", conninfo, expected, full_restore=True)
+        suite_s = time.monotonic() - started
+    mb = size / 1024 / 1024
+    return {"database_mb": round(mb), "raw_pg_dump_s": round(raw_s, 1), "backup_and_verify_s": round(suite_s, 1),
+            "raw_mb_per_s": round(mb / raw_s, 1), "suite_mb_per_s": round(mb / suite_s, 1),
+            "ratio_suite_to_raw": round(raw_s / suite_s, 2)}
+
+
+def audit_wall(install: Installation, reps: int) -> dict:
+    walls = []
+    for _ in range(reps):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "pytest", "suites/postflight", "--install-dir", str(install.directory),
+                        "-q", "-o", "log_cli=false", "-p", "no:cacheprovider"], cwd=ROOT, check=True,
+                       capture_output=True)
+        walls.append(time.monotonic() - started)
+    return spread(walls)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--big-db-mb", type=int, default=1024)
+    args = parser.parse_args()
+    bench_started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="openwatch-bench-"))
+    install = installation.create(workdir / "install", releases.OLDEST.tag)
+    try:
+        install.set_env("OPENWATCH_ENCRYPTION_KEY", "bench-key-0123456789")
+        dump = workdir / "baseline.dump"
+        install.save_database(dump)
+        results: dict[str, dict[str, list[float]]] = {}
+        audit = audit_wall(install, args.reps)
+        for rep in range(args.reps):
+            for name, scenario in (("procedure", procedure), ("suite", suite), ("floor", floor)):
+                install.reset(releases.OLDEST.tag, dump)
+                downtime, wall = scenario(install)
+                results.setdefault(name, {"downtime": [], "wall": []})
+                results[name]["downtime"].append(downtime)
+                results[name]["wall"].append(wall)
+                print(f"rep {rep + 1} {name:9s} downtime {downtime:6.2f}s wall {wall:6.1f}s", flush=True)
+        install.reset(releases.OLDEST.tag, dump)
+        throughput = backup_throughput(install, args.big_db_mb)
+    finally:
+        install.destroy()
+    summary = {name: {"downtime_s": spread(v["downtime"]), "wall_s": spread(v["wall"])} for name, v in results.items()}
+    med = {name: summary[name]["downtime_s"]["median"] for name in summary}
+    ratios = {"suite_to_procedure": round(med["suite"] / med["procedure"], 2),
+              "suite_to_floor": round(med["suite"] / med["floor"], 2)}
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": TARGET, "reps": args.reps,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()},
+        "downtime": summary, "ratios": ratios, "targets_met": {
+            "suite_downtime_le_0.35x_procedure": ratios["suite_to_procedure"] <= 0.35,
+            "suite_downtime_le_1.3x_floor": ratios["suite_to_floor"] <= 1.3,
+            "backup_verify_ge_0.5x_raw": throughput["ratio_suite_to_raw"] >= 0.5,
+            "audit_le_5s": audit["median"] <= 5.0},
+        "backup_throughput": throughput, "postflight_audit_wall_s": audit,
+        "bench_wall_s": round(time.monotonic() - bench_started),
+    }
+    out = ROOT / "bench" / "results" / f"upgrade_downtime_{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{'scenario':10s} {'downtime median (min-max)':>28s} {'wall median (min-max)':>26s}")
+    for name, values in summary.items():
+        d, w = values["downtime_s"], values["wall_s"]
+        print(f"{name:10s} {d['median']:10.2f}s ({d['min']:.2f}-{d['max']:.2f}) {w['median']:12.1f}s ({w['min']:.1f}-{w['max']:.1f})")
+    print(f"ratios: {ratios}\nbackup: {throughput}\naudit: {audit}\ntargets: {report['targets_met']}\n-> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
