@@ -81,6 +81,12 @@ def load_profile(config: pytest.Config) -> Profile:
     except OperatorError as error:
         raise pytest.UsageError(str(error)) from None
     target = config.getoption("target")
+    upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
+                      or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
+    if upgrade_run and not target and not config.getoption("rollback_to", None):
+        raise pytest.UsageError("the upgrade suite needs --target vX.Y.Z (or --rollback-to TAG to undo the last upgrade)")
+    if target and config.getoption("rollback_to", None):
+        raise pytest.UsageError("--target and --rollback-to exclude each other; pass one")
     if target:
         try:
             release_checks.target_newer(profile.install_dir, target, profile.version)

@@ -12,7 +12,9 @@ import pytest
 from pytest_metadata.plugin import metadata_key
 
 from plugins.keys import PROBER_KEY, UPGRADE_KEY
-from runbook.rollback import Rollback, RollbackResult
+from plugins.options import PROFILE_KEY
+from runbook.errors import OperatorError
+from runbook.rollback import Rollback, RollbackResult, finished_upgrade
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
@@ -22,6 +24,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("openwatch")
     group.addoption("--no-rollback", action="store_true",
                     help="leave a failed upgrade as it is, for debugging (the journal still records it)")
+    group.addoption("--rollback-to", metavar="TAG",
+                    help="undo the last finished upgrade (recorded in the journal) back to TAG, as its own run")
+
+
+ROLLBACK_TEST = "test_rollback_to_recorded_release"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A --rollback-to run runs only the rollback; an upgrade run never runs it."""
+    wanted = bool(config.getoption("rollback_to"))
+    keep = [item for item in items if (getattr(item, "originalname", item.name) == ROLLBACK_TEST) == wanted
+            or "/suites/upgrade/" not in str(item.path)]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +48,17 @@ def pytest_configure(config: pytest.Config) -> None:
 def _stage(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("upgrade_stage")
     return marker.args[0] if marker else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    tag = session.config.getoption("rollback_to")
+    profile = session.config.stash.get(PROFILE_KEY, None)
+    if tag and profile is not None:
+        try:
+            finished_upgrade(profile.install_dir, tag)
+        except OperatorError as error:
+            raise pytest.UsageError(f"--rollback-to: {error}") from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -76,8 +104,12 @@ def outcome(config: pytest.Config) -> str | None:
     failed = config.stash.get(FAILED_STAGE_KEY, None)
     result = config.stash.get(RESULT_KEY, None)
     if failed is None:
-        return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}" \
-            if upgrade.journal.data.get("outcome") == "UPGRADED" else None
+        recorded = upgrade.journal.data.get("outcome")
+        if recorded == "UPGRADED":
+            return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}"
+        if config.getoption("rollback_to") and recorded != "running":
+            return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
+        return None
     if result is None:
         return f"UPGRADE FAILED at stage {failed}; no rollback ran (--no-rollback or nothing recorded)"
     if result.ok:

@@ -12,7 +12,8 @@ import requests
 
 from runbook import backup, dbstate, gitrepo, profile as profiles, service_checks, state
 from runbook.compose import Compose, stop_containers
-from runbook.errors import Problem
+from runbook.errors import OperatorError, Problem
+from runbook.journal import Journal
 from runbook.shell import CommandError, progress
 from runbook.upgrade import STAGES, Upgrade
 
@@ -52,6 +53,7 @@ class Rollback:
     def __init__(self, upgrade: Upgrade) -> None:
         self.upgrade = upgrade
         self.install_dir: Path = upgrade.profile.install_dir
+        self.compare_data = True
 
     def database_changed(self) -> bool:
         """Whether the database is no longer at the recorded revision (PostgreSQL rolls a failed run back)."""
@@ -66,7 +68,14 @@ class Rollback:
         if upgrade.before is None:  # failed before anything was recorded: nothing was changed either
             upgrade.lock.release()
             return RollbackResult("none", "none", ok=True)
-        tier = choose_tier(failed_stage, self.database_changed())
+        return self.run_tier(choose_tier(failed_stage, self.database_changed()))
+
+    def run_tier(self, tier: str, *, compare_data: bool = True) -> RollbackResult:
+        """Run ``tier``; with ``compare_data`` (right after a failed upgrade) anything short of the
+        recorded checksums escalates to the emergency tier. Without it (``--rollback-to`` a later day,
+        when users have written since) a restore would lose their writes, so it is never automatic."""
+        upgrade = self.upgrade
+        self.compare_data = compare_data
         result = RollbackResult(requested=tier)
         while True:
             result.tier = tier
@@ -77,7 +86,7 @@ class Rollback:
                 break
             except (Problem, CommandError) as error:
                 result.problem = upgrade.profile.redactor(str(error))[:500]
-                if tier == "emergency" or upgrade.backup is None:
+                if tier == "emergency" or upgrade.backup is None or not compare_data:
                     self.leave_stopped_safe(result)
                     break
                 progress(f"rollback tier {tier} did not restore the installation ({result.problem}); escalating")
@@ -164,7 +173,7 @@ class Rollback:
         restored = upgrade.capture(current)
         if restored.revision != upgrade.before.revision:
             raise Problem(f"database at {restored.revision}, recorded {upgrade.before.revision}")
-        differing = state.data_differences(upgrade.before, restored)
+        differing = state.data_differences(upgrade.before, restored) if self.compare_data else []
         if differing:
             raise Problem(f"data differs from the recorded state in {', '.join(differing)}")
 
@@ -185,3 +194,32 @@ class Rollback:
             f"docker exec -i {db} pg_restore -U {user} -d openwatch --no-owner --no-privileges < {dump}",
             "docker compose up -d   # then: pytest suites/postflight",
         ]
+
+
+def finished_upgrade(install_dir: Path, tag: str) -> Journal:
+    """The journal of the last upgrade, if it finished and started from ``tag``; else OperatorError."""
+    journal = Journal.load(install_dir)
+    if journal is None or journal.data.get("before") is None:
+        raise OperatorError(f"no upgrade journal in {install_dir}; --rollback-to needs the run it undoes")
+    before = state.InstallState.from_json(journal.data["before"])
+    if tag not in (before.git_ref, f"v{before.version}", before.version):
+        raise OperatorError(f"the last upgrade started from {before.git_ref} ({before.version}), not {tag}; "
+                            f"--rollback-to can only return to {before.git_ref}")
+    if journal.data.get("outcome") != "UPGRADED":
+        raise OperatorError(f"the last upgrade ended {journal.data.get('outcome')!r}, not UPGRADED; "
+                            "read .openwatch-upgrade/journal.json and run the post-flight suite")
+    return journal
+
+
+def from_journal(profile: profiles.Profile, client, settings, tag: str) -> Upgrade:
+    """The finished upgrade the journal describes, ready to be rolled back to ``tag`` in its own run."""
+    journal = finished_upgrade(profile.install_dir, tag)
+    data = journal.data
+    upgrade = Upgrade(profile, client, settings, journal)
+    upgrade.before = state.InstallState.from_json(data["before"])
+    upgrade.new_profile = profile
+    upgrade.image_names = Compose.of(profile).image_names()
+    upgrade.alembic_ini = Compose.of(profile).alembic_ini()
+    if data.get("backup"):
+        upgrade.backup = backup.BackupRecord(**{k: v for k, v in data["backup"].items() if k != "verification"})
+    return upgrade

@@ -1,5 +1,6 @@
 """Build the sandbox's images offline: a debootstrapped Debian base and the infrastructure
-images (PostgreSQL 15, Redis 7, nginx, the Python runtime) that releases refer to by name.
+images (PostgreSQL 15, Redis 7, nginx) that releases refer to by name; the backend image installs
+its own runtime from Debian packages, as OpenWatch's Dockerfile does with pip.
 
 No registry is reachable, so every image is built here; each build is skipped when the image
 already exists with the same Dockerfile content (its hash is an image label).
@@ -35,7 +36,6 @@ INFRA_IMAGES: tuple[InfraImage, ...] = (
     InfraImage("postgres", "openwatch-sandbox/postgres:15"),
     InfraImage("redis", "openwatch-sandbox/redis:7"),
     InfraImage("nginx", "openwatch-sandbox/nginx:1.22"),
-    InfraImage("python", "openwatch-sandbox/python:3.11"),
 )
 
 

@@ -135,3 +135,23 @@ def test_preflight_failure_changes_nothing(pytester: pytest.Pytester, baseline: 
     assert baseline.compose("ps", "--format", "{{.ID}} {{.State}}").stdout == containers_before
     assert sorted((baseline.directory / "backups" / "postgres").iterdir()) == backups_before
     assert journal(baseline)["before"] is None
+
+
+def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: pytest.Pytester,
+                                                                      baseline: Installation) -> None:
+    assert_upgraded(upgrade(pytester, baseline, "v0.2.0"), baseline, "v0.2.0")
+    with baseline.connect() as conn:
+        conn.execute("INSERT INTO hosts (hostname, ip_address, os_family) "
+                     "VALUES ('rhel-9999', '198.51.100.250', 'rhel')")
+    wrong = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--rollback-to", "v0.0.9")
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ERROR: --rollback-to: the last upgrade started from v0.1.0 (0.1.0), not v0.0.9" in wrong.output
+    run = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--rollback-to", "v0.1.0")
+    assert run.ret == 0 and "ROLLED BACK (full)" in run.output, run.output
+    assert set(run.outcomes) == {"test_rollback_to_recorded_release"}
+    assert baseline.version == "0.1.0" == baseline.health().json()["version"]
+    with baseline.connect() as conn:
+        assert dbstate.alembic_revisions(conn) == [releases.OLDEST.head]
+        assert conn.execute("SELECT count(*) FROM hosts").fetchone()[0] == SEEDED.hosts + 1
+        assert conn.execute("SELECT ip_address FROM hosts WHERE hostname = 'rhel-9999'").fetchone() == (
+            "198.51.100.250",)

@@ -49,7 +49,7 @@ def fake_installation(root: Path) -> Path:
     (install / "VERSION").write_text("0.1.0\n")
     (install / "backend" / "alembic.ini").write_text("[alembic]\n")
     (install / "docker-compose.yml").write_text(
-        "services:\n  backend:\n    image: openwatch-sandbox/python:3.11\n    container_name: leak-backend\n"
+        "services:\n  backend:\n    image: openwatch-sandbox/redis:7\n    container_name: leak-backend\n"
         "    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n")
     (install / ".env").write_text(f"POSTGRES_PASSWORD={CANARY}\nPOSTGRES_PORT=1\n")
     return install
