@@ -8,6 +8,7 @@ pytest_plugins = (
     "plugins.report",
     "plugins.rollback",
     "plugins.downtime",
+    "plugins.bundle",
     # For the project's own tests, which run the suites in pytester sessions; only adds fixtures.
     "pytester",
 )

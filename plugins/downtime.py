@@ -52,7 +52,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config.stash.setdefault(metadata_key, {})["User-visible downtime"] = report.summary()
     upgrade = config.stash.get(UPGRADE_KEY, None)
     if upgrade is not None:
-        upgrade.journal.set("downtime", {**properties, "marks": report.marks})
+        upgrade.journal.set("downtime", {**properties, "marks": report.marks, "origin_epoch": report.origin_epoch,
+                                         "intervals": [[o.start, o.end] for o in report.outages]})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -37,7 +37,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     logging.setLogRecordFactory(config.stash[FACTORY_KEY])
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees what every other plugin added
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
     report = yield
     redact = _redactor(item.config)

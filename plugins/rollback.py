@@ -111,7 +111,9 @@ def outcome(config: pytest.Config) -> str | None:
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
         return None
     if result is None:
-        return f"UPGRADE FAILED at stage {failed}; no rollback ran (--no-rollback or nothing recorded)"
+        return f"UPGRADE FAILED at stage {failed}; no rollback ran (--no-rollback)"
+    if upgrade.before is None:
+        return f"NOT STARTED: stage {failed} failed before any change; nothing to roll back"
     if result.ok:
         return f"UPGRADE FAILED at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
                f"{upgrade.before.version} restored, data identical"
@@ -120,14 +122,22 @@ def outcome(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Into the report's Environment table before pytest-html writes it: outcome and backup."""
+    """Into the report's header (pytest-metadata) before pytest-html writes it."""
     config = session.config
     line = outcome(config)
     if line is None:
         return
+    journal = config.stash[UPGRADE_KEY].journal.data
+    before, after = journal.get("before") or {}, journal.get("after") or {}
     metadata = config.stash.setdefault(metadata_key, {})
-    metadata["Outcome"] = line
-    recorded = config.stash[UPGRADE_KEY].journal.data.get("backup")
+    metadata.update({
+        "Outcome": journal.get("outcome"),
+        "Summary": line,
+        "Upgrade": f"{before.get('version')} ({before.get('git_ref')}) -> {journal.get('target')}",
+        "Alembic revision before -> after": f"{before.get('revision')} -> {after.get('revision') or '(not reached)'}",
+        "Started / finished (UTC)": f"{journal.get('started')} / {journal.get('finished') or '-'}",
+    })
+    recorded = journal.get("backup")
     if recorded:
         verification = recorded.get("verification", {})
         metadata["Backup"] = (f"{recorded['dump']} ({recorded['size']} bytes, sha256 {recorded['sha256']}, "

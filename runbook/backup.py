@@ -42,7 +42,7 @@ def dump_database(container: str, user: str, destination: Path) -> tuple[str, in
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None
         try:
-            with partial.open("wb") as out:
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
                 while chunk := proc.stdout.read(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
@@ -65,19 +65,20 @@ def dump_database(container: str, user: str, destination: Path) -> tuple[str, in
 def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: str) -> BackupRecord:
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    backup_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (backup_dir, backup_dir.parent / "config"):  # dumps and .env copies hold secrets
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
     dump = backup_dir / f"pre_upgrade_{label}_{stamp}.dump"
     sha256, size = dump_database(container, user, dump)
     config_dir = backup_dir.parent / "config" / f"pre_upgrade_{label}_{stamp}"
-    config_dir.mkdir(parents=True, exist_ok=True)
+    config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in CONFIG_FILES:
         if (install_dir / name).exists():
             shutil.copy2(install_dir / name, config_dir / name)
+            (config_dir / name).chmod(0o600)
     certs = install_dir / "security" / "certs"
     if certs.is_dir():
         shutil.copytree(certs, config_dir / "certs")
-    if (config_dir / ".env").exists():
-        (config_dir / ".env").chmod(0o600)
     return BackupRecord(str(dump), sha256, size, str(config_dir), round(time.monotonic() - started, 2))
 
 

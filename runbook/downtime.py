@@ -27,6 +27,7 @@ class Outage:
 @dataclass
 class DowntimeReport:
     observed_s: float
+    origin_epoch: float = 0.0  # wall-clock time of offset 0, to align with the journal's stages
     outages: list[Outage] = field(default_factory=list)
     marks: list[tuple[float, str]] = field(default_factory=list)
 
@@ -62,10 +63,11 @@ class Prober:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._origin = 0.0
+        self._origin_epoch = 0.0
         self._lock = threading.Lock()
 
     def start(self) -> Prober:
-        self._origin = time.monotonic()
+        self._origin, self._origin_epoch = time.monotonic(), time.time()
         # daemon: even a hard exit path never waits on this thread; stop() still joins it normally.
         self._thread = threading.Thread(target=self._run, name="openwatch-downtime-prober", daemon=True)
         self._thread.start()
@@ -96,7 +98,7 @@ class Prober:
         with self._lock:
             samples, marks = list(self._samples), list(self._marks)
         observed = samples[-1][0] if samples else 0.0
-        return DowntimeReport(observed, outages(samples, marks), marks)
+        return DowntimeReport(observed, self._origin_epoch, outages(samples, marks), marks)
 
 
 def outages(samples: list[tuple[float, bool]], marks: list[tuple[float, str]]) -> list[Outage]:

@@ -30,7 +30,7 @@ class Journal:
         journal = cls(install_dir, {
             "run_id": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}",
             "host": socket.gethostname(), "pid": os.getpid(), "ticket": ticket, "target": target,
-            "started": now(), "finished": None, "outcome": "running",
+            "started": now(), "started_epoch": time.time(), "finished": None, "outcome": "running",
             "stages": [], "before": None, "after": None, "backup": None, "rollback": None,
         })
         journal.save()
@@ -56,12 +56,13 @@ class Journal:
             os.close(directory)
 
     def stage_started(self, name: str) -> None:
-        self.data["stages"].append({"name": name, "status": "running", "started": now(), "seconds": None})
+        self.data["stages"].append({"name": name, "status": "running", "started": now(), "seconds": None,
+                                    "t0": time.time()})
         self.save()
 
     def stage_ended(self, name: str, status: str, seconds: float, detail: str = "") -> None:
         entry = next(s for s in reversed(self.data["stages"]) if s["name"] == name)
-        entry.update(status=status, seconds=round(seconds, 2), detail=detail)
+        entry.update(status=status, seconds=round(seconds, 2), detail=detail, t1=time.time())
         self.save()
 
     def completed(self) -> list[str]:
@@ -72,5 +73,5 @@ class Journal:
         self.save()
 
     def finish(self, outcome: str) -> None:
-        self.data.update(outcome=outcome, finished=now())
+        self.data.update(outcome=outcome, finished=now(), finished_epoch=time.time())
         self.save()

@@ -15,7 +15,7 @@ from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
 from runbook.shell import CommandError, progress
-from runbook.upgrade import STAGES, Upgrade
+from runbook.upgrade import STAGES, Upgrade, error_line
 
 TIERS = ("none", "ref", "quick", "full", "emergency")
 BY_NAME = {stage.name: stage for stage in STAGES}
@@ -67,6 +67,7 @@ class Rollback:
         upgrade = self.upgrade
         if upgrade.before is None:  # failed before anything was recorded: nothing was changed either
             upgrade.lock.release()
+            upgrade.journal.finish("NOT STARTED")
             return RollbackResult("none", "none", ok=True)
         return self.run_tier(choose_tier(failed_stage, self.database_changed()))
 
@@ -101,14 +102,15 @@ class Rollback:
 
     def step(self, result: RollbackResult, name: str, action) -> None:
         progress(f"rollback: {name}")
-        started = time.monotonic()
+        started, t0 = time.monotonic(), time.time()
+        entry = {"name": name, "t0": t0}
         try:
             action()
         except BaseException as error:
-            result.actions.append({"name": name, "seconds": round(time.monotonic() - started, 2), "ok": False,
-                                   "detail": self.upgrade.profile.redactor(str(error))[:300]})
+            result.actions.append({**entry, "seconds": round(time.monotonic() - started, 2), "t1": time.time(),
+                                   "ok": False, "detail": self.upgrade.profile.redactor(str(error))[:300]})
             raise
-        result.actions.append({"name": name, "seconds": round(time.monotonic() - started, 2), "ok": True})
+        result.actions.append({**entry, "seconds": round(time.monotonic() - started, 2), "t1": time.time(), "ok": True})
 
     # -- tiers ---------------------------------------------------------------------------------
     def tier_none(self, result: RollbackResult) -> None:
@@ -154,8 +156,8 @@ class Rollback:
         result = Compose.of(upgrade.new_profile).alembic(upgrade.alembic_ini, "downgrade", upgrade.before.revision,
                                                          check=False)
         if result.returncode != 0:
-            last = [line for line in result.stderr.splitlines() if line.strip()][-1:] or ["no output"]
-            raise Problem(f"alembic downgrade to {upgrade.before.revision} failed: {last[0][:300]}")
+            raise Problem(f"alembic downgrade to {upgrade.before.revision} failed: "
+                          f"{upgrade.profile.redactor(error_line(result.stderr))[:300]}")
 
     def restore_database(self) -> None:
         upgrade = self.upgrade

@@ -7,6 +7,7 @@ services a release dropped, verify the backup before changing anything, compare 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,13 @@ from runbook.shell import progress
 
 APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
 USER_FACING = ("frontend", "backend")
+
+
+def error_line(output: str) -> str:
+    """The line of a Python tool's output that names the error (not SQLAlchemy's trailing URL)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    return (named or lines or ["no output"])[-1]
 
 
 @dataclass(frozen=True)
@@ -171,8 +179,7 @@ class Upgrade:
     def stage_migrate(self) -> None:
         result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)
         if result.returncode != 0:
-            last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-            raise Problem(f"alembic upgrade head failed: {self.profile.redactor(last[0])[:300]}")
+            raise Problem(f"alembic upgrade head failed: {self.profile.redactor(error_line(result.stderr))[:300]}")
 
     def stage_start(self) -> None:
         Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ class SuiteRun:
     messages: dict[str, str]
     ret: int
     output: str
+    bundle: dict | None  # the run's JSON summary (plugins/bundle.py)
+    reports: Path
 
     def named(self, outcome: str) -> set[str]:
         return {name for name, found in self.outcomes.items() if found == outcome}
@@ -24,8 +27,10 @@ class SuiteRun:
 
 def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
     junit = pytester.path / f"{suite}-{len(list(pytester.path.glob('*.xml')))}.xml"
+    reports = pytester.path / f"reports-{junit.stem}"
     result = pytester.runpytest_subprocess(
-        str(ROOT / "suites" / suite), *args, f"--junitxml={junit}", "-o", "log_cli=false", "-p", "no:cacheprovider",
+        str(ROOT / "suites" / suite), *args, f"--junitxml={junit}", f"--reports-dir={reports}",
+        "-o", "log_cli=false", "-p", "no:cacheprovider",
     )
     outcomes, messages = {}, {}
     if junit.exists():
@@ -38,4 +43,6 @@ def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
                     outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
                     message = element.get("message", "")
             outcomes[name], messages[name] = outcome, message
-    return SuiteRun(outcomes, messages, int(result.ret), "\n".join(result.outlines + result.errlines))
+    summaries = sorted(reports.glob("*.json"))
+    bundle = json.loads(summaries[-1].read_text()) if summaries else None
+    return SuiteRun(outcomes, messages, int(result.ret), "\n".join(result.outlines + result.errlines), bundle, reports)

@@ -13,7 +13,8 @@ from runbook import dbstate, gitrepo
 from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.seed import SeedSize
-from tests.suite_runner import SuiteRun, run_suite
+from tests import browser
+from tests.suite_runner import ROOT, SuiteRun, run_suite
 
 SEEDED = SeedSize()
 
@@ -56,6 +57,13 @@ def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
         assert dbstate.alembic_revisions(conn) == [release.head]
     assert journal(install)["outcome"] == "UPGRADED"
     assert journal(install)["backup"]["verification"]["restored"] is True
+    assert run.bundle["schema_version"] == 1 and run.bundle["outcome"] == "UPGRADED"
+    assert run.bundle["target"] == target and run.bundle["revision_after"] == release.head
+    assert run.bundle["backup"]["sha256"] and run.bundle["downtime"]["downtime_total_s"] >= 0
+    assert [stage["name"] for stage in run.bundle["stages"]][-1] == "finish"
+    dump = Path(run.bundle["backup"]["dump"])
+    assert dump.stat().st_mode & 0o777 == 0o600 and dump.parent.stat().st_mode & 0o777 == 0o700
+    assert (Path(run.bundle["backup"]["config_dir"]) / ".env").stat().st_mode & 0o777 == 0o600
     assert not (install.directory / ".openwatch-upgrade.lock").exists()
 
 
@@ -67,6 +75,9 @@ def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier:
     assert f"ROLLED BACK ({tier})" in run.output, run.output
     assert journal(install)["outcome"] == f"ROLLED BACK ({tier})"
     assert journal(install)["rollback"]["ok"] is True
+    assert run.bundle["outcome"] == f"ROLLED BACK ({tier})" and run.bundle["rollback"]["tier"] == tier
+    failed_entry = next(t for t in run.bundle["tests"] if t["nodeid"].endswith(f"test_stage[{failed_stage}]"))
+    assert failed_entry["outcome"] == "failed" and failed_entry["message"]
     assert snapshot(install) == before  # version, git ref, revision, every table's rows and checksum
     assert install.health().json()["status"] == "healthy"
     assert not (install.directory / ".openwatch-upgrade.lock").exists()
@@ -135,6 +146,7 @@ def test_preflight_failure_changes_nothing(pytester: pytest.Pytester, baseline: 
     assert baseline.compose("ps", "--format", "{{.ID}} {{.State}}").stdout == containers_before
     assert sorted((baseline.directory / "backups" / "postgres").iterdir()) == backups_before
     assert journal(baseline)["before"] is None
+    assert run.bundle["outcome"] == "NOT STARTED" and run.bundle["backup"] is None
 
 
 def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: pytest.Pytester,
@@ -155,3 +167,21 @@ def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: 
         assert conn.execute("SELECT count(*) FROM hosts").fetchone()[0] == SEEDED.hosts + 1
         assert conn.execute("SELECT ip_address FROM hosts WHERE hostname = 'rhel-9999'").fetchone() == (
             "198.51.100.250",)
+
+
+@pytest.mark.parametrize(("target", "outcome"), [("v0.2.0", "UPGRADED"),
+                                                 ("v0.2.0-fault-migration", "ROLLED BACK (quick)")])
+def test_report_shows_header_and_timeline_in_a_real_browser(pytester: pytest.Pytester, baseline: Installation,
+                                                            target: str, outcome: str) -> None:
+    run = upgrade(pytester, baseline, target)
+    html = Path(run.bundle["artifacts"]["html"])
+    screenshot = ROOT / "reports" / f"screenshot-{outcome.split()[0].lower()}.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    dom = browser.render(html, screenshot)
+    for visible in (outcome, "CHG-E2E", "User-visible downtime", "Alembic revision before -&gt; after",
+                    "Backup", "Upgrade", "0.1.0 (v0.1.0) -&gt; " + target):
+        assert visible in dom, visible
+    assert 'id="upgrade-timeline"' in dom and 'class="stage"' in dom
+    if outcome.startswith("ROLLED BACK"):
+        assert "rollback: start the old version" in dom
+    assert screenshot.stat().st_size > 10_000

@@ -66,10 +66,13 @@ def test_secret_never_reaches_any_output(pytester: pytest.Pytester, monkeypatch:
         "--junitxml=out.xml", "--html=out.html", "--self-contained-html",
     )
     result.assert_outcomes(failed=3, skipped=1, errors=1)
+    bundle_json = list((pytester.path / "reports").glob("*.json"))
+    assert len(bundle_json) == 1
     outputs = {
         "terminal": "\n".join(result.outlines + result.errlines),
         "junit": (pytester.path / "out.xml").read_text(),
         "html": (pytester.path / "out.html").read_text(),
+        "json summary": bundle_json[0].read_text(),
     }
     for name, text in outputs.items():
         assert CANARY not in text, f"secret leaked into {name}"
@@ -77,6 +80,7 @@ def test_secret_never_reaches_any_output(pytester: pytest.Pytester, monkeypatch:
     assert outputs["terminal"].count(MASK) >= 5
     assert re.search(r"check failed with \*+", outputs["junit"])
     assert "logged ********" in outputs["html"]
+    assert "check failed with ********" in outputs["json summary"]
 
 
 def test_secret_type_masks_every_rendering() -> None:

@@ -15,7 +15,8 @@ from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.rollback import choose_tier
-from runbook.upgrade import STAGES
+from runbook.timeline import render
+from runbook.upgrade import STAGES, error_line
 
 
 @pytest.mark.parametrize(("older", "newer"), [
@@ -141,3 +142,27 @@ def test_outages_are_cut_from_samples_and_attributed_to_stages() -> None:
     found = outages(samples, marks)
     assert [(o.start, o.end, o.stages) for o in found] == [
         (0.1, 0.3, ("drain_and_stop", "migrate")), (0.4, 0.5, ("migrate", "start"))]
+
+
+def test_timeline_draws_stages_outages_and_rollback_actions() -> None:
+    journal = {
+        "started_epoch": 100.0,
+        "stages": [{"name": "backup", "status": "passed", "t0": 100.0, "t1": 101.0},
+                   {"name": "start", "status": "failed", "t0": 101.0, "t1": 104.0}],
+        "rollback": {"actions": [{"name": "start the old version", "ok": True, "t0": 104.0, "t1": 106.0}]},
+        "downtime": {"origin_epoch": 100.5, "intervals": [[1.0, 5.0]]},
+    }
+    svg = render(journal)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.count('class="stage"') == 3 and svg.count('class="outage"') == 1
+    assert "rollback: start the old version" in svg and "outage 4.0 s" in svg and "#c0392b" in svg
+    assert render({"stages": []}) == ""
+
+
+def test_error_line_names_the_error_not_the_trailing_url() -> None:
+    output = ("INFO  [alembic] Running upgrade\nTraceback (most recent call last):\n  File x\n"
+              "sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation) could not create unique index\n"
+              "DETAIL:  Key (ip_address)=(198.51.100.1) is duplicated.\n"
+              "(Background on this error at: https://sqlalche.me/e/14/gkpj)\n")
+    assert error_line(output).startswith("sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation)")
+    assert error_line("just one line") == "just one line" and error_line("") == "no output"
