@@ -6,7 +6,10 @@ and a "rollback" section in the HTML), the journal, and the run's closing summar
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from pytest_metadata.plugin import metadata_key
@@ -18,6 +21,8 @@ from runbook.rollback import Rollback, RollbackResult, finished_upgrade
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
+RUNNING_KEY = pytest.StashKey[str]()
+SIGTERM_KEY = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,10 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "upgrade_stage(name): one stage of the upgrade, rolled back on failure")
 
 
 def _stage(item: pytest.Item) -> str | None:
@@ -68,21 +69,89 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     config = item.config
     if stage is None or not report.failed or FAILED_STAGE_KEY in config.stash:
         return report
-    config.stash[FAILED_STAGE_KEY] = stage
-    upgrade = config.stash.get(UPGRADE_KEY, None)
-    if upgrade is None or config.getoption("no_rollback"):
+    result = roll_back(config, stage)
+    if result is None:
         return report
-    prober = config.stash.get(PROBER_KEY, None)
-    if prober is not None:
-        prober.mark("rollback")
-    result = Rollback(upgrade).run(stage)
-    config.stash[RESULT_KEY] = result
     report.user_properties += [("rollback_tier", result.tier), ("rollback_ok", str(result.ok)),
                                ("rollback_seconds", str(result.seconds))]
     report.user_properties += [(f"rollback_action_{i}", f"{a['name']}: {a['seconds']}s {'ok' if a['ok'] else 'FAILED'}")
                                for i, a in enumerate(result.actions, 1)]
     report.sections.append(("rollback", describe(result)))
     return report
+
+
+def roll_back(config: pytest.Config, stage: str) -> RollbackResult | None:
+    """The rollback for a failed (or interrupted) ``stage``; signals wait until it is done."""
+    config.stash[FAILED_STAGE_KEY] = stage
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    if upgrade is None or config.getoption("no_rollback"):
+        return None
+    prober = config.stash.get(PROBER_KEY, None)
+    if prober is not None:
+        prober.mark("rollback")
+    with signals_deferred():
+        result = config.stash[RESULT_KEY] = Rollback(upgrade).run(stage)
+    return result
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A second Ctrl-C (or SIGTERM) while rolling back is refused with a message: stopping half-way
+    would leave the installation worse than either end."""
+    def refuse(signum: int, frame: object) -> None:
+        sys.stderr.write(f"\n{signal.Signals(signum).name} ignored: the rollback is running and must finish\n")
+
+    previous = {sig: signal.signal(sig, refuse) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    stage = _stage(item)
+    if stage is not None:
+        item.config.stash[RUNNING_KEY] = stage
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if _stage(item) is not None:
+        item.config.stash[RUNNING_KEY] = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "upgrade_stage(name): one stage of the upgrade, rolled back on failure")
+    # SIGTERM (a dropped session, systemd, kill) ends the run like Ctrl-C: through the rollback.
+    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _terminate)
+    config.pluginmanager.register(InterruptedRun(config), "openwatch-interrupted-run")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class InterruptedRun:
+    """Ctrl-C or SIGTERM: roll back what the interrupted stage (or the last one started) may have changed."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        config = self.config
+        upgrade = config.stash.get(UPGRADE_KEY, None)
+        if upgrade is None or FAILED_STAGE_KEY in config.stash:
+            return
+        started = [entry["name"] for entry in upgrade.journal.data.get("stages", [])]
+        stage = config.stash.get(RUNNING_KEY, "") or (started[-1] if started else "gate")
+        sys.stderr.write(f"\ninterrupted during stage {stage}: rolling back before exiting\n")
+        roll_back(config, stage)
 
 
 def describe(result: RollbackResult) -> str:

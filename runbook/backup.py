@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,13 +30,52 @@ class BackupRecord:
     size: int
     config_dir: str
     seconds: float
+    scratch_db: str | None = None  # restored from the same stream while it was written
+    scratch_error: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def dump_database(container: str, user: str, destination: Path) -> tuple[str, int]:
-    """Stream ``pg_dump -Fc`` from the db container to ``destination``, hashing as it goes."""
+class _Restorer:
+    """``pg_restore`` into a scratch database, fed the dump's bytes as they are written to the file,
+    so verifying by restore costs no extra pass over the dump."""
+
+    def __init__(self, container: str, user: str, database: str) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(["docker", "exec", "-i", container, "pg_restore", "-U", user, "-d", database,
+                                      "--no-owner", "--exit-on-error"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.broken = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.broken:
+            try:
+                self.proc.stdin.write(chunk)
+            except BrokenPipeError:  # pg_restore stopped; its exit code and log tell why
+                self.broken = True
+
+    def finish(self) -> str | None:
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=3600)
+        self.log.seek(0)
+        text = self.log.read().decode(errors="replace").strip()
+        self.log.close()
+        return None if self.proc.returncode == 0 else (text[-300:] or f"pg_restore exited {self.proc.returncode}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+def dump_database(container: str, user: str, destination: Path,
+                  restorer: _Restorer | None = None) -> tuple[str, int, str | None]:
+    """Stream ``pg_dump -Fc`` from the db container to ``destination`` (and ``restorer``), hashing as
+    it goes. Returns sha256, size and the restorer's error (None when it restored cleanly)."""
     digest, size = hashlib.sha256(), 0
     partial = destination.with_suffix(".partial")
     argv = ["docker", "exec", container, "pg_dump", "-U", user, "-d", DB, "-Fc"]
@@ -47,6 +87,8 @@ def dump_database(container: str, user: str, destination: Path) -> tuple[str, in
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
+                    if restorer is not None:
+                        restorer.feed(chunk)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as error:
@@ -59,17 +101,30 @@ def dump_database(container: str, user: str, destination: Path) -> tuple[str, in
         partial.unlink(missing_ok=True)
         raise Problem(f"pg_dump failed (exit {proc.returncode}): {stderr.strip()[-200:]}")
     partial.rename(destination)
-    return digest.hexdigest(), size
+    return digest.hexdigest(), size, restorer.finish() if restorer is not None else None
 
 
-def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: str) -> BackupRecord:
+def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: str,
+         restore_into: str | None = None) -> BackupRecord:
+    """Dump and copy the configuration; with ``restore_into``, also restore the dump into that
+    scratch database in the same pass (dropped again if anything fails)."""
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d_%H%M%S")
     for folder in (backup_dir, backup_dir.parent / "config"):  # dumps and .env copies hold secrets
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)
     dump = backup_dir / f"pre_upgrade_{label}_{stamp}.dump"
-    sha256, size = dump_database(container, user, dump)
+    restorer = None
+    if restore_into:
+        psql(container, user, f"CREATE DATABASE {restore_into}")
+        restorer = _Restorer(container, user, restore_into)
+    try:
+        sha256, size, scratch_error = dump_database(container, user, dump, restorer)
+    except BaseException:
+        if restorer is not None:
+            restorer.kill()
+            drop_scratch(container, user, restore_into)
+        raise
     config_dir = backup_dir.parent / "config" / f"pre_upgrade_{label}_{stamp}"
     config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in CONFIG_FILES:
@@ -79,7 +134,13 @@ def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: 
     certs = install_dir / "security" / "certs"
     if certs.is_dir():
         shutil.copytree(certs, config_dir / "certs")
-    return BackupRecord(str(dump), sha256, size, str(config_dir), round(time.monotonic() - started, 2))
+    return BackupRecord(str(dump), sha256, size, str(config_dir), round(time.monotonic() - started, 2),
+                        restore_into, scratch_error)
+
+
+def drop_scratch(container: str, user: str, database: str | None) -> None:
+    if database:
+        psql(container, user, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def sha256_of(path: Path) -> str:
@@ -103,33 +164,41 @@ def psql(container: str, user: str, sql: str) -> None:
 
 def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expected: dict[str, dict],
            full_restore: bool) -> dict:
-    """Checksum, ``pg_restore --list``, and (``full_restore``) a scratch restore whose tables must match
-    ``expected`` row for row. The scratch database is always dropped."""
+    """Checksum, ``pg_restore --list``, and (``full_restore``) the scratch restore's tables compared
+    with ``expected`` row for row. The scratch database is always dropped."""
     dump = Path(record.dump)
-    if sha256_of(dump) != record.sha256:
-        raise Problem(f"backup {dump} does not match its recorded sha256; take the backup again")
-    listing = _pg_restore(container, user, dump, "--list")
-    if listing.returncode != 0 or b"TABLE DATA" not in listing.stdout:
-        raise Problem(f"pg_restore --list cannot read {dump}: {listing.stderr.decode(errors='replace')[-200:]}")
-    result = {"listed_entries": listing.stdout.count(b"\n"), "restored": False}
-    if not full_restore:
-        return result
-    scratch = f"openwatch_verify_{int(time.time())}"
-    psql(container, user, f"CREATE DATABASE {scratch}")
     try:
-        restored = _pg_restore(container, user, dump, "-d", scratch, "--no-owner", "--exit-on-error")
-        if restored.returncode != 0:
-            raise Problem(f"scratch restore of {dump} failed: {restored.stderr.decode(errors='replace')[-200:]}")
-        with psycopg.connect(**conninfo, dbname=scratch, connect_timeout=5) as conn:
-            found = {name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn).items()}
+        if sha256_of(dump) != record.sha256:
+            raise Problem(f"backup {dump} does not match its recorded sha256; take the backup again")
+        listing = _pg_restore(container, user, dump, "--list")
+        if listing.returncode != 0 or b"TABLE DATA" not in listing.stdout:
+            raise Problem(f"pg_restore --list cannot read {dump}: {listing.stderr.decode(errors='replace')[-200:]}")
+        result = {"listed_entries": listing.stdout.count(b"\n"), "restored": False}
+        if not full_restore:
+            return result
+        scratch = record.scratch_db
+        if scratch is None:  # not restored while dumping: restore the file now
+            scratch = f"openwatch_verify_{int(time.time())}"
+            psql(container, user, f"CREATE DATABASE {scratch}")
+            restored = _pg_restore(container, user, dump, "-d", scratch, "--no-owner", "--exit-on-error")
+            error = None if restored.returncode == 0 else restored.stderr.decode(errors="replace")[-200:]
+        else:
+            error = record.scratch_error
+        try:
+            if error:
+                raise Problem(f"scratch restore of {dump} failed: {error}")
+            with psycopg.connect(**conninfo, dbname=scratch, connect_timeout=5) as conn:
+                found = {n: {"rows": s.rows, "checksum": s.checksum} for n, s in dbstate.table_states(conn).items()}
+        finally:
+            drop_scratch(container, user, scratch)
         if found != expected:
             differing = sorted(n for n in set(found) | set(expected) if found.get(n) != expected.get(n))
             raise Problem(f"the scratch restore differs from the live database in {', '.join(differing)}; "
                           "the backup is not usable, nothing was changed")
         result["restored"] = True
+        return result
     finally:
-        psql(container, user, f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
-    return result
+        drop_scratch(container, user, record.scratch_db)
 
 
 def restore(dump: Path, container: str, user: str) -> None:

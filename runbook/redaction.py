@@ -8,6 +8,12 @@ from collections.abc import Iterable
 MASK = "********"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|MASTER_KEY|PRIVATE", re.IGNORECASE)
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words in logs
+# Secrets recognised by their shape, whatever their value: bearer tokens and passwords in DSNs/URLs.
+SHAPES = (
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?bearer\s+)[A-Za-z0-9._~+/=-]+"), 1),
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), 1),
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(?=@)"), 1),
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -57,7 +63,10 @@ class Redactor:
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __call__(self, text: str) -> str:
-        return self._pattern.sub(MASK, text) if self._pattern else text
+        text = self._pattern.sub(MASK, text) if self._pattern else text
+        for pattern, keep in SHAPES:
+            text = pattern.sub(lambda match, keep=keep: match.group(keep) + MASK, text)
+        return text
 
     def __bool__(self) -> bool:
         return bool(self._values)

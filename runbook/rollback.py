@@ -69,7 +69,18 @@ class Rollback:
             upgrade.lock.release()
             upgrade.journal.finish("NOT STARTED")
             return RollbackResult("none", "none", ok=True)
+        self.stop_one_off_containers()
         return self.run_tier(choose_tier(failed_stage, self.database_changed()))
+
+    def stop_one_off_containers(self) -> None:
+        """An interrupted run can leave ``compose run`` containers going (a migration mid-way): stop them
+        first, so PostgreSQL rolls their transaction back before the database is judged."""
+        client = self.upgrade.client
+        found = client.containers.list(filters={"label": [f"com.docker.compose.project={self.upgrade.profile.project}",
+                                                          "com.docker.compose.oneoff=True"]})
+        for container in found:
+            progress(f"stopping one-off container {container.name} left by the interrupted stage")
+            container.stop(timeout=10)
 
     def run_tier(self, tier: str, *, compare_data: bool = True) -> RollbackResult:
         """Run ``tier``; with ``compare_data`` (right after a failed upgrade) anything short of the

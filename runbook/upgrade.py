@@ -7,6 +7,7 @@ services a release dropped, verify the backup before changing anything, compare 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class Upgrade:
     after: state.InstallState | None = None
     backup: backup.BackupRecord | None = None
     alembic_ini: str | None = None
+    full_restore: bool = True  # verification depth, chosen from the database size at backup time
     image_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,15 +135,17 @@ class Upgrade:
         self.journal.set("before", self.before.to_json())
 
     def stage_backup(self) -> None:
+        with self.connect() as conn:
+            size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        self.full_restore = size <= self.settings.full_restore_max_bytes
+        scratch = f"openwatch_verify_{os.getpid()}" if self.full_restore else None
         self.backup = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
-                                  self.db_user, label=self.before.version)
+                                  self.db_user, label=self.before.version, restore_into=scratch)
         self.journal.set("backup", self.backup.to_json())
 
     def stage_verify_backup(self) -> None:
-        with self.connect() as conn:
-            size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
         result = backup.verify(self.backup, self.db_container, self.db_user, self.conninfo(), self.before.tables,
-                               full_restore=size <= self.settings.full_restore_max_bytes)
+                               full_restore=self.full_restore)
         self.journal.set("backup", {**self.backup.to_json(), "verification": result})
 
     def stage_checkout(self) -> None:

@@ -20,6 +20,7 @@ class SuiteRun:
     output: str
     bundle: dict | None  # the run's JSON summary (plugins/bundle.py)
     reports: Path
+    properties: dict[str, dict[str, str]]  # test name -> its JUnit <properties>
 
     def named(self, outcome: str) -> set[str]:
         return {name for name, found in self.outcomes.items() if found == outcome}
@@ -32,7 +33,7 @@ def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
         str(ROOT / "suites" / suite), *args, f"--junitxml={junit}", f"--reports-dir={reports}",
         "-o", "log_cli=false", "-p", "no:cacheprovider",
     )
-    outcomes, messages = {}, {}
+    outcomes, messages, properties = {}, {}, {}
     if junit.exists():
         for case in ET.parse(junit).getroot().iter("testcase"):
             name = case.get("name", "")
@@ -43,6 +44,8 @@ def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
                     outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
                     message = element.get("message", "")
             outcomes[name], messages[name] = outcome, message
+            properties[name] = {p.get("name"): p.get("value") for p in case.iter("property")}
     summaries = sorted(reports.glob("*.json"))
     bundle = json.loads(summaries[-1].read_text()) if summaries else None
-    return SuiteRun(outcomes, messages, int(result.ret), "\n".join(result.outlines + result.errlines), bundle, reports)
+    return SuiteRun(outcomes, messages, int(result.ret), "\n".join(result.outlines + result.errlines), bundle, reports,
+                    properties)

@@ -4,12 +4,17 @@ real failure ends with the old version back, healthy, and every table's checksum
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runbook import dbstate, gitrepo
+from runbook.redaction import is_secret_name
 from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.seed import SeedSize
@@ -48,7 +53,19 @@ def snapshot(install: Installation) -> dict:
                 "ref": gitrepo.head_ref(install.directory), "version": install.version}
 
 
+def assert_no_secret_anywhere(run: SuiteRun, install: Installation) -> None:
+    """Every secret .env value, grepped in the terminal output and every file of the report bundle."""
+    secrets = [value for name, value in install.env.items() if is_secret_name(name) and len(value) >= 4]
+    assert secrets
+    texts = {"terminal": run.output, **{path.name: path.read_text(errors="replace")
+                                        for path in run.reports.iterdir() if path.is_file()}}
+    assert len(texts) >= 4  # terminal, HTML, JUnit, JSON
+    leaks = [(where, secret[:4]) for where, text in texts.items() for secret in secrets if secret in text]
+    assert not leaks, leaks
+
+
 def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
+    assert_no_secret_anywhere(run, install)
     assert run.ret == 0, run.output
     assert f"UPGRADED" in run.output
     release = releases.BY_TAG[target]
@@ -68,6 +85,7 @@ def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
 
 
 def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier: str, failed_stage: str) -> None:
+    assert_no_secret_anywhere(run, install)
     assert run.ret == 1, run.output
     assert run.outcomes[f"test_stage[{failed_stage}]"] == "failed", run.outcomes
     after_failure = [name for name, outcome in run.outcomes.items() if outcome == "skipped"]
@@ -76,6 +94,9 @@ def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier:
     assert journal(install)["outcome"] == f"ROLLED BACK ({tier})"
     assert journal(install)["rollback"]["ok"] is True
     assert run.bundle["outcome"] == f"ROLLED BACK ({tier})" and run.bundle["rollback"]["tier"] == tier
+    junit = run.properties[f"test_stage[{failed_stage}]"]
+    assert junit["rollback_tier"] == tier and junit["rollback_ok"] == "True" and float(junit["rollback_seconds"]) > 0
+    assert any(name.startswith("rollback_action_") and value.endswith("ok") for name, value in junit.items())
     failed_entry = next(t for t in run.bundle["tests"] if t["nodeid"].endswith(f"test_stage[{failed_stage}]"))
     assert failed_entry["outcome"] == "failed" and failed_entry["message"]
     assert snapshot(install) == before  # version, git ref, revision, every table's rows and checksum
@@ -147,6 +168,7 @@ def test_preflight_failure_changes_nothing(pytester: pytest.Pytester, baseline: 
     assert sorted((baseline.directory / "backups" / "postgres").iterdir()) == backups_before
     assert journal(baseline)["before"] is None
     assert run.bundle["outcome"] == "NOT STARTED" and run.bundle["backup"] is None
+    assert_no_secret_anywhere(run, baseline)
 
 
 def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: pytest.Pytester,
@@ -185,3 +207,36 @@ def test_report_shows_header_and_timeline_in_a_real_browser(pytester: pytest.Pyt
     if outcome.startswith("ROLLED BACK"):
         assert "rollback: start the old version" in dom
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("sig", "stage", "tier"), [(signal.SIGINT, "migrate", "quick"),
+                                                    (signal.SIGTERM, "start", "full")])
+def test_signal_during_a_stage_rolls_back_and_still_reports(baseline: Installation, tmp_path: Path,
+                                                            sig: signal.Signals, stage: str, tier: str) -> None:
+    before = snapshot(baseline)
+    journal_file = baseline.directory / ".openwatch-upgrade" / "journal.json"
+    journal_file.unlink(missing_ok=True)
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "upgrade"), "--install-dir", str(baseline.directory),
+         "--target", "v0.2.0", f"--reports-dir={reports}", "-p", "no:cacheprovider", "-o", "log_cli=false"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            stages = json.loads(journal_file.read_text())["stages"]
+        except (OSError, ValueError, KeyError):
+            stages = []
+        if any(entry["name"] == stage and entry["status"] == "running" for entry in stages):
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert f"interrupted during stage {stage}" in output and f"ROLLED BACK ({tier})" in output, output
+    assert snapshot(baseline) == before
+    assert baseline.health().json()["status"] == "healthy"
+    assert not (baseline.directory / ".openwatch-upgrade.lock").exists()
+    summary = json.loads(next(reports.glob("*.json")).read_text())
+    assert summary["outcome"] == f"ROLLED BACK ({tier})" and summary["exit_status"] == 2
+    assert next(reports.glob("*.html")).stat().st_size > 10_000

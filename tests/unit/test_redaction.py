@@ -101,3 +101,15 @@ def test_redactor_masks_longest_values_first_and_ignores_short_ones() -> None:
 ])
 def test_secret_names(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Authorization: Bearer abc.def-123", f"Authorization: Bearer {MASK}"),
+    ("{'Authorization': 'Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0'}", f"{{'Authorization': 'Bearer {MASK}'}}"),
+    ("postgresql+psycopg2://openwatch:hunter2@database:5432/openwatch",
+     f"postgresql+psycopg2://openwatch:{MASK}@database:5432/openwatch"),
+    ("redis://:s3cr3t@redis:6379/0", f"redis://:{MASK}@redis:6379/0"),
+    ("http://127.0.0.1:8000/health", "http://127.0.0.1:8000/health"),
+])
+def test_redactor_masks_tokens_and_dsn_passwords_by_shape(text: str, expected: str) -> None:
+    assert Redactor()(text) == expected
