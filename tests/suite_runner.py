@@ -27,8 +27,8 @@ class SuiteRun:
 
 
 def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
-    junit = pytester.path / f"{suite}-{len(list(pytester.path.glob('*.xml')))}.xml"
-    reports = pytester.path / f"reports-{junit.stem}"
+    reports = pytester.path / f"reports-{suite}-{len(list(pytester.path.glob('reports-*')))}"
+    junit = reports / f"{suite}.junit.xml"
     result = pytester.runpytest_subprocess(
         str(ROOT / "suites" / suite), *args, f"--junitxml={junit}", f"--reports-dir={reports}",
         "-o", "log_cli=false", "-p", "no:cacheprovider",
