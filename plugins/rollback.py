@@ -22,6 +22,7 @@ from runbook.rollback import Rollback, RollbackResult, finished_upgrade
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
 RUNNING_KEY = pytest.StashKey[str]()
+INTERRUPTED_KEY = pytest.StashKey[bool]()
 SIGTERM_KEY = pytest.StashKey[object]()
 
 
@@ -72,17 +73,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     result = roll_back(config, stage)
     if result is None:
         return report
-    report.user_properties += [("rollback_tier", result.tier), ("rollback_ok", str(result.ok)),
-                               ("rollback_seconds", str(result.seconds))]
-    report.user_properties += [(f"rollback_action_{i}", f"{a['name']}: {a['seconds']}s {'ok' if a['ok'] else 'FAILED'}")
-                               for i, a in enumerate(result.actions, 1)]
+    properties = [("rollback_tier", result.tier), ("rollback_ok", str(result.ok)),
+                  ("rollback_seconds", str(result.seconds))]
+    properties += [(f"rollback_action_{i}", f"{a['name']}: {a['seconds']}s {'ok' if a['ok'] else 'FAILED'}")
+                   for i, a in enumerate(result.actions, 1)]
+    # On the item too: junitxml writes the properties of the teardown report, built from the item.
+    item.user_properties.extend(properties)
+    report.user_properties += properties
     report.sections.append(("rollback", describe(result)))
     return report
 
 
-def roll_back(config: pytest.Config, stage: str) -> RollbackResult | None:
+def roll_back(config: pytest.Config, stage: str, interrupted: bool = False) -> RollbackResult | None:
     """The rollback for a failed (or interrupted) ``stage``; signals wait until it is done."""
     config.stash[FAILED_STAGE_KEY] = stage
+    config.stash[INTERRUPTED_KEY] = interrupted
     upgrade = config.stash.get(UPGRADE_KEY, None)
     if upgrade is None or config.getoption("no_rollback"):
         return None
@@ -151,7 +156,7 @@ class InterruptedRun:
         started = [entry["name"] for entry in upgrade.journal.data.get("stages", [])]
         stage = config.stash.get(RUNNING_KEY, "") or (started[-1] if started else "gate")
         sys.stderr.write(f"\ninterrupted during stage {stage}: rolling back before exiting\n")
-        roll_back(config, stage)
+        roll_back(config, stage, interrupted=True)
 
 
 def describe(result: RollbackResult) -> str:
@@ -179,14 +184,15 @@ def outcome(config: pytest.Config) -> str | None:
         if config.getoption("rollback_to") and recorded != "running":
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
         return None
+    what = "INTERRUPTED" if config.stash.get(INTERRUPTED_KEY, False) else "FAILED"
     if result is None:
-        return f"UPGRADE FAILED at stage {failed}; no rollback ran (--no-rollback)"
+        return f"UPGRADE {what} at stage {failed}; no rollback ran (--no-rollback)"
     if upgrade.before is None:
-        return f"NOT STARTED: stage {failed} failed before any change; nothing to roll back"
+        return f"NOT STARTED: stage {failed} {what.lower()} before any change; nothing to roll back"
     if result.ok:
-        return f"UPGRADE FAILED at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
+        return f"UPGRADE {what} at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
                f"{upgrade.before.version} restored, data identical"
-    return f"UPGRADE FAILED at stage {failed}; ROLLBACK FAILED - MANUAL ACTION (see the rollback section)"
+    return f"UPGRADE {what} at stage {failed}; ROLLBACK FAILED - MANUAL ACTION (see the rollback section)"
 
 
 @pytest.hookimpl(tryfirst=True)
