@@ -150,9 +150,7 @@ class Rollback:
         gitrepo.git(self.install_dir, "checkout", "--quiet", "--force", "--detach", self.upgrade.before.git_commit)
 
     def current_profile(self) -> profiles.Profile:
-        old = self.upgrade.profile
-        return profiles.load(self.install_dir, self.upgrade._extra_compose_files(), self.upgrade._uses_prod_overlay()) \
-            if (self.install_dir / profiles.COMPOSE_FILE).exists() else old
+        return self.upgrade.load_profile()
 
     def start_old(self) -> None:
         Compose.of(self.current_profile()).up(timeout=self.upgrade.settings.start_deadline_s)

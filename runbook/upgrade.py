@@ -152,7 +152,7 @@ class Upgrade:
         install_dir = self.profile.install_dir
         gitrepo.git(install_dir, "fetch", "--quiet", "--tags", "origin", timeout=600)
         gitrepo.git(install_dir, "checkout", "--quiet", "--detach", self.settings.target)
-        self.new_profile = profiles.load(install_dir, self._extra_compose_files(), self._uses_prod_overlay())
+        self.new_profile = self.load_profile()
         expected = parse_env((install_dir / ".env.example").read_text())
         missing = sorted(name for name in expected if name not in self.profile.env)
         if missing:
@@ -224,9 +224,9 @@ class Upgrade:
     def restore_images(self) -> None:
         tag_images(self.client, self.before.image_ids, self.image_names)
 
-    def _extra_compose_files(self) -> tuple[Path, ...]:
-        standard = {self.profile.install_dir / name for name in (profiles.COMPOSE_FILE, profiles.PROD_OVERLAY)}
-        return tuple(path for path in self.profile.compose_files if path not in standard)
-
-    def _uses_prod_overlay(self) -> bool:
-        return self.profile.install_dir / profiles.PROD_OVERLAY in self.profile.compose_files
+    def load_profile(self) -> Profile:
+        """The installation as checked out now, with the compose files this run was given."""
+        install_dir = self.profile.install_dir
+        standard = {install_dir / name for name in (profiles.COMPOSE_FILE, profiles.PROD_OVERLAY)}
+        extra = tuple(path for path in self.profile.compose_files if path not in standard)
+        return profiles.load(install_dir, extra, install_dir / profiles.PROD_OVERLAY in self.profile.compose_files)

@@ -18,6 +18,8 @@ from pathlib import Path
 import psycopg
 import requests
 
+from runbook import profile
+from runbook.redaction import Secret
 from sandbox import images, releases
 from sandbox.seed import SEED_REVISION, SeedSize, seed
 from runbook.shell import CommandError, progress, run
@@ -183,13 +185,9 @@ def parse_env(path: Path) -> dict[str, str]:
 
 
 def parse_env_text(text: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
+    """The test bed needs the values in clear (it generated them); the suite keeps them wrapped."""
+    return {name: value.reveal() if isinstance(value, Secret) else value
+            for name, value in profile.parse_env(text).items()}
 
 
 def render_env(example: str, ports: Ports) -> str:
