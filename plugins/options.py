@@ -33,6 +33,7 @@ class SuiteOptions:
     backup_retention_days: float
     log_window_minutes: int
     queue_backlog_limit: int
+    break_lock: bool
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--backup-retention-days", type=float, default=7.0, help="backups older than this are flagged")
     group.addoption("--log-window-minutes", type=int, default=10, help="how far back to read service logs")
     group.addoption("--queue-backlog-limit", type=int, default=100, help="queued Celery tasks tolerated")
+    group.addoption("--break-lock", action="store_true",
+                    help="take over an upgrade lock whose holder is gone (never one a live process holds)")
 
 
 def selects_suites(session: pytest.Session) -> bool:
@@ -109,4 +112,5 @@ def build_options(config: pytest.Config, profile: Profile) -> SuiteOptions:
         backup_retention_days=config.getoption("backup_retention_days"),
         log_window_minutes=config.getoption("log_window_minutes"),
         queue_backlog_limit=config.getoption("queue_backlog_limit"),
+        break_lock=config.getoption("break_lock"),
     )

@@ -94,14 +94,22 @@ def dump_database(container: str, user: str, destination: Path,
         except OSError as error:
             proc.kill()
             partial.unlink(missing_ok=True)
-            raise Problem(f"writing the backup to {destination.parent} failed ({error.strerror}); "
-                          "free space there or pass another --backup-dir") from None
+            raise Problem(f"writing the backup to {destination.parent} failed ({error.strerror}) after "
+                          f"{size / 1024 / 1024:.1f} MiB; the partial file was removed and nothing was changed: "
+                          f"free at least {needed_hint(container, user)} there or pass another --backup-dir") from None
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0 or size == 0:
         partial.unlink(missing_ok=True)
         raise Problem(f"pg_dump failed (exit {proc.returncode}): {stderr.strip()[-200:]}")
     partial.rename(destination)
     return digest.hexdigest(), size, restorer.finish() if restorer is not None else None
+
+
+def needed_hint(container: str, user: str) -> str:
+    """Room a dump may need: the database's size (compression usually makes it far smaller)."""
+    proc = run(["docker", "exec", container, "psql", "-At", "-U", user, "-d", DB, "-c",
+                "SELECT pg_size_pretty(pg_database_size(current_database()))"], check=False, timeout=30)
+    return f"{proc.stdout.strip()} (the database's size)" if proc.returncode == 0 else "the database's size"
 
 
 def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: str,

@@ -67,15 +67,23 @@ def lock_holder(install_dir: Path) -> dict | None:
         return {"pid": None, "host": "?", "started": "?", "ticket": "?"}
 
 
-def no_upgrade_running(install_dir: Path) -> None:
+def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | None:
+    """Refuses while another run holds the lock. A lock whose holder is gone (or on another host,
+    where this host cannot tell) is reported and only taken over with ``break_lock``; the OS lock
+    still stops a live holder on this host even then. Returns what was taken over, if anything."""
     holder = lock_holder(install_dir)
     if holder is None:
-        return
-    alive = holder.get("host") == socket.gethostname() and holder.get("pid") and _pid_alive(int(holder["pid"]))
+        return None
+    same_host = holder.get("host") == socket.gethostname()
+    alive = same_host and holder.get("pid") and _pid_alive(int(holder["pid"]))
     who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}, ticket {holder.get('ticket')}"
     if alive:
         raise Problem(f"another upgrade run is in progress ({who}); wait for it to finish")
-    raise Problem(f"a previous upgrade run left its lock ({who}) and is gone; read its journal, then rerun with --break-lock")
+    if break_lock:
+        return who
+    gone = "is gone" if same_host else "ran on another host, which this host cannot check"
+    raise Problem(f"a previous upgrade run left its lock ({who}) and {gone}; read .openwatch-upgrade/journal.json, "
+                  "then rerun with --break-lock")
 
 
 def _pid_alive(pid: int) -> bool:

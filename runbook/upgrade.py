@@ -130,6 +130,11 @@ class Upgrade:
 
     def stage_lock_and_record(self) -> None:
         self.lock.acquire(self.settings.ticket)
+        with self.connect() as conn:  # scratch restores a killed run left behind; only lock holders make them
+            leftovers = [name for (name,) in conn.execute(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'openwatch\\_verify\\_%'")]
+        for name in leftovers:
+            backup.drop_scratch(self.db_container, self.db_user, name)
         self.before = self.capture(self.profile)
         self.image_names = Compose.of(self.profile).image_names()
         self.journal.set("before", self.before.to_json())

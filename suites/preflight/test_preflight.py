@@ -56,8 +56,10 @@ def test_no_local_changes_a_checkout_would_clobber(profile) -> None:
     release_checks.no_local_changes(profile.install_dir)
 
 
-def test_no_other_upgrade_in_progress(profile) -> None:
-    release_checks.no_upgrade_running(profile.install_dir)
+def test_no_other_upgrade_in_progress(profile, options, record_property) -> None:
+    taken_over = release_checks.no_upgrade_running(profile.install_dir, options.break_lock)
+    if taken_over:
+        record_property("stale_lock_taken_over", taken_over)
 
 
 def test_celery_has_no_running_tasks(worker, queued, record_property) -> None:

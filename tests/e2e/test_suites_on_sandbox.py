@@ -3,6 +3,8 @@ and for each breakage made for real, exactly the expected checks fail with their
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -162,7 +164,26 @@ def test_required_env_variable_removed(pytester: pytest.Pytester, restore: Insta
     assert "OPENWATCH_ENCRYPTION_KEY" in gate.messages["test_env_has_every_variable_the_target_expects"]
 
 
+def test_stale_lock_of_a_dead_run(pytester: pytest.Pytester, restore: Installation) -> None:
+    lock = restore.directory / ".openwatch-upgrade.lock"
+    lock.write_text(json.dumps({"pid": 4_194_305, "host": socket.gethostname(), "started": "2026-11-24T02:00:00Z",
+                                "ticket": "CHG-DEAD"}))
+    try:
+        gate = preflight(pytester, restore)
+        taken_over = run_suite(pytester, "preflight", "--install-dir", str(restore.directory), "--target", TARGET,
+                               "--break-lock")
+    finally:
+        lock.unlink()
+    assert_only_failed(gate, PREFLIGHT, {"test_no_other_upgrade_in_progress"})
+    assert "ticket CHG-DEAD" in gate.messages["test_no_other_upgrade_in_progress"]
+    assert "--break-lock" in gate.messages["test_no_other_upgrade_in_progress"]
+    assert_only_failed(taken_over, PREFLIGHT, set())
+    assert "CHG-DEAD" in taken_over.properties["test_no_other_upgrade_in_progress"]["stale_lock_taken_over"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: tag v0.2.0;rm -rf / does not exist in origin"),
+    (["--target", "../../etc/passwd"], "ERROR: --target: tag ../../etc/passwd does not exist in origin"),
     (["--target", "v0.1.0"], "ERROR: --target: v0.1.0 is not newer than the installed 0.1.0; to go back, use a rollback"),
     (["--target", "v0.2.7"], "ERROR: --target: tag v0.2.7 does not exist in origin (nearest: v0.2.1, v0.2.0"),
     (["--runtime", "podman"], "ERROR: --runtime podman is not supported yet; use --runtime docker"),

@@ -143,7 +143,9 @@ def test_full_backup_disk_stops_before_any_change(pytester: pytest.Pytester, bas
     before = snapshot(baseline)
     run = upgrade(pytester, baseline, "v0.2.0", "-p", "tests.fault_injection", "--inject-full-backup-disk")
     assert_rolled_back(run, baseline, before, "none", "backup")
-    assert "No space left on device" in run.messages["test_stage[backup]"]
+    message = run.messages["test_stage[backup]"]
+    assert "No space left on device" in message and "the partial file was removed" in message
+    assert "free at least" in message and "(the database's size)" in message
 
 
 def test_preflight_failure_changes_nothing(pytester: pytest.Pytester, baseline: Installation) -> None:

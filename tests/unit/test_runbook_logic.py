@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from runbook import alembic_scripts, backup, containers, state, versions
 from runbook.downtime import outages
 from runbook.errors import Problem
+from runbook.release_checks import LOCK_FILE, no_upgrade_running
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.rollback import choose_tier
@@ -166,3 +168,17 @@ def test_error_line_names_the_error_not_the_trailing_url() -> None:
               "(Background on this error at: https://sqlalche.me/e/14/gkpj)\n")
     assert error_line(output).startswith("sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation)")
     assert error_line("just one line") == "just one line" and error_line("") == "no output"
+
+
+def test_stale_lock_is_reported_and_only_taken_over_when_asked(tmp_path: Path) -> None:
+    assert no_upgrade_running(tmp_path) is None
+    lock = tmp_path / LOCK_FILE
+    # one past the kernel's largest pid: a holder that cannot be alive
+    lock.write_text(json.dumps({"pid": 4_194_305, "host": socket.gethostname(), "started": "t0",
+                                "ticket": "CHG-OLD"}))
+    with pytest.raises(Problem, match="is gone; read .openwatch-upgrade/journal.json, then rerun with --break-lock"):
+        no_upgrade_running(tmp_path)
+    assert "ticket CHG-OLD" in no_upgrade_running(tmp_path, break_lock=True)
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "t1", "ticket": "CHG-LIVE"}))
+    with pytest.raises(Problem, match="another upgrade run is in progress .*CHG-LIVE"):
+        no_upgrade_running(tmp_path, break_lock=True)
