@@ -48,11 +48,10 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def db(profile: Profile) -> Iterator[psycopg.Connection]:
     """Autocommit connection to the OpenWatch database through its published 127.0.0.1 port."""
-    port = profile.published_port("database", 5432, int(profile.setting("POSTGRES_PORT", "5432") or 5432))
+    conninfo = profile.db_conninfo()
+    port = conninfo["port"]
     try:
-        conn = psycopg.connect(host="127.0.0.1", port=port, dbname=profile.setting("POSTGRES_DB", "openwatch"),
-                               user=profile.setting("POSTGRES_USER", "openwatch"),
-                               password=profile.setting("POSTGRES_PASSWORD"), connect_timeout=5, autocommit=True)
+        conn = psycopg.connect(**conninfo, connect_timeout=5, autocommit=True)
     except psycopg.OperationalError as error:
         first = profile.redactor(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
         raise Problem(f"cannot connect to the database at 127.0.0.1:{port} ({first}); "

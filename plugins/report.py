@@ -15,11 +15,8 @@ from runbook.shell import CommandError
 
 
 def _revision(profile: Profile) -> str:
-    port = profile.published_port("database", 5432, 5432)
     try:
-        with psycopg.connect(host="127.0.0.1", port=port, dbname=profile.setting("POSTGRES_DB", "openwatch"),
-                             user=profile.setting("POSTGRES_USER", "openwatch"),
-                             password=profile.setting("POSTGRES_PASSWORD"), connect_timeout=3) as conn:
+        with psycopg.connect(**profile.db_conninfo(), connect_timeout=3) as conn:
             return ", ".join(dbstate.alembic_revisions(conn)) or "none"
     except psycopg.Error:
         return "unavailable (database not reachable)"

@@ -50,6 +50,14 @@ class Profile:
         spec = self.services.get(service)
         return spec.published.get(container_port, default) if spec else default
 
+    def db_conninfo(self) -> dict[str, str | int]:
+        """psycopg keyword arguments for the OpenWatch database through its published 127.0.0.1 port
+        (the password is passed as an argument, never in a DSN string that could be printed)."""
+        fallback = int(self.setting("POSTGRES_PORT", "5432") or 5432)
+        return {"host": "127.0.0.1", "port": self.published_port("database", 5432, fallback),
+                "dbname": self.setting("POSTGRES_DB", "openwatch"), "user": self.setting("POSTGRES_USER", "openwatch"),
+                "password": self.setting("POSTGRES_PASSWORD")}
+
     @property
     def compose_args(self) -> list[str]:
         return compose_command(self.install_dir, self.compose_files)

@@ -90,13 +90,12 @@ class Upgrade:
         self.lock = RunLock(self.profile.install_dir)
 
     # -- handles -------------------------------------------------------------------------------
-    def connect(self, dbname: str | None = None) -> psycopg.Connection:
-        return psycopg.connect(**self.conninfo(), dbname=dbname or self.profile.setting("POSTGRES_DB", "openwatch"),
-                               connect_timeout=5, autocommit=True)
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(**self.profile.db_conninfo(), connect_timeout=5, autocommit=True)
 
     def conninfo(self) -> dict:
-        return {"host": "127.0.0.1", "port": self.profile.published_port("database", 5432, 5432),
-                "user": self.db_user, "password": self.profile.setting("POSTGRES_PASSWORD")}
+        """Server coordinates without the database name (verification connects to a scratch one)."""
+        return {key: value for key, value in self.profile.db_conninfo().items() if key != "dbname"}
 
     @property
     def db_user(self) -> str:
