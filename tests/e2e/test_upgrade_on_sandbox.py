@@ -214,7 +214,10 @@ def test_report_shows_header_and_timeline_in_a_real_browser(pytester: pytest.Pyt
 @pytest.mark.parametrize(("sig", "stage", "tiers"), [
     # Interrupted while migrating: quick if PostgreSQL rolled the migration back, full if it had committed.
     (signal.SIGINT, "migrate", {"quick", "full"}),
-    (signal.SIGTERM, "start", {"full"}),
+    # Interrupted while `compose up` starts the new version: the killed compose CLI can leave that
+    # operation half done, so starting the old version may fail once and the rollback escalates to
+    # restoring the backup (seen in 1 of 3 CI runs). Either way the data must be identical (asserted).
+    (signal.SIGTERM, "start", {"full", "emergency"}),
 ])
 def test_signal_during_a_stage_rolls_back_and_still_reports(baseline: Installation, tmp_path: Path,
                                                             sig: signal.Signals, stage: str, tiers: set[str]) -> None:
