@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runbook.envfile import check_syntax, parse_env
 from runbook.errors import OperatorError
-from runbook.redaction import Redactor, Secret, is_secret_name
+from runbook.redaction import Redactor, Secret
 from runbook.shell import CommandError, run
 
 COMPOSE_FILE = "docker-compose.yml"
 PROD_OVERLAY = "docker-compose.prod.yml"
 MARKERS = (COMPOSE_FILE, "VERSION", "backend/alembic.ini")
+REQUIRED_SERVICES = ("database", "redis", "backend", "worker", "frontend")
+OPENWATCH_SERVICES = (*REQUIRED_SERVICES, "celery-beat")  # celery-beat: until 1.0
 
 
 @dataclass(frozen=True)
@@ -70,23 +73,6 @@ def compose_command(install_dir: Path, files: list[Path] | tuple[Path, ...]) -> 
     return args
 
 
-def read_env(path: Path) -> dict[str, str | Secret]:
-    return parse_env(path.read_text())
-
-
-def parse_env(text: str) -> dict[str, str | Secret]:
-    """``KEY=value`` lines; values of secret-looking names are wrapped."""
-    values: dict[str, str | Secret] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = (part.strip() for part in line.split("=", 1))
-        value = value.strip("'\"")
-        values[key] = Secret(value) if is_secret_name(key) else value
-    return values
-
-
 def _compose_services(config: dict) -> dict[str, Service]:
     services = {}
     for name, spec in config.get("services", {}).items():
@@ -117,7 +103,9 @@ def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overl
     env_file = install_dir / ".env"
     if not env_file.is_file():
         raise OperatorError(f"{env_file} is missing; create it from .env.example before running the suite")
-    env = read_env(env_file)
+    text = env_file.read_text()
+    check_syntax(text, str(env_file))
+    env = parse_env(text)
     redactor = Redactor(value.reveal() for value in env.values() if isinstance(value, Secret))
     files = [install_dir / COMPOSE_FILE]
     if use_prod_overlay:
@@ -143,3 +131,19 @@ def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overl
         services=_compose_services(config),
         redactor=redactor,
     )
+
+
+def service_problem(services: Mapping[str, Service], files: tuple[Path, ...]) -> str | None:
+    """Why the suite cannot work on these compose services: one it needs is missing, or one it does
+    not know would be started, stopped and rolled back by it without the suite understanding it."""
+    named = ", ".join(path.name for path in files)
+    missing = [name for name in REQUIRED_SERVICES if name not in services]
+    if missing:
+        return (f"the compose files ({named}) define no {', '.join(missing)} service; "
+                "this is not a standard OpenWatch installation: pass the right --install-dir or --compose-file")
+    unknown = sorted(name for name in services if name not in OPENWATCH_SERVICES)
+    if unknown:
+        return (f"the compose files ({named}) define services OpenWatch does not have: {', '.join(unknown)}; "
+                "the suite would start and stop them without knowing them: run them as their own compose project "
+                "(or drop the --compose-file that adds them)")
+    return None

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from runbook import gitrepo, versions
 from runbook.errors import NotApplicable, Problem
-from runbook.profile import Profile, parse_env
+from runbook.envfile import parse_env, unset_secrets
+from runbook.profile import Profile
 from runbook.shell import CommandError
 
 LOCK_FILE = ".openwatch-upgrade.lock"
@@ -47,6 +48,10 @@ def env_drift(profile: Profile, target: str | None) -> None:
     if missing:
         raise Problem(f".env lacks variables that {target} expects: {', '.join(missing)}; "
                       f"add them to .env (see {target}'s .env.example for what each one is)")
+    unset = unset_secrets(profile.env, example)
+    if unset:
+        raise Problem(f".env leaves secrets that {target} requires unset: {', '.join(unset)}; "
+                      f"set them (see {target}'s .env.example)")
 
 
 def no_local_changes(install_dir: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from runbook import profile
+from runbook import envfile, profile
 from runbook.redaction import Secret
 from sandbox import images, releases
 from sandbox.seed import SEED_REVISION, SeedSize, seed
@@ -187,7 +187,7 @@ def parse_env(path: Path) -> dict[str, str]:
 def parse_env_text(text: str) -> dict[str, str]:
     """The test bed needs the values in clear (it generated them); the suite keeps them wrapped."""
     return {name: value.reveal() if isinstance(value, Secret) else value
-            for name, value in profile.parse_env(text).items()}
+            for name, value in envfile.parse_env(text).items()}
 
 
 def render_env(example: str, ports: Ports) -> str:

@@ -193,3 +193,51 @@ def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, ready:
     run = run_suite(pytester, "preflight", "--install-dir", str(ready.directory), *args)
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     assert message in run.output and "Traceback" not in run.output
+
+
+def _replace_env_line(install: Installation, name: str, line: str) -> str:
+    """Put ``line`` where ``name``'s line was; returns the value that line held."""
+    env_file = install.directory / ".env"
+    lines = env_file.read_text().splitlines()
+    index = next(i for i, text in enumerate(lines) if text.startswith(f"{name}="))
+    value = lines[index].split("=", 1)[1]
+    lines[index] = line.format(value=value, half=value[: len(value) // 2], rest=value[len(value) // 2:])
+    env_file.write_text("\n".join(lines) + "\n")
+    return value
+
+
+@pytest.mark.parametrize(("name", "line", "message"), [
+    ("POSTGRES_PASSWORD", 'POSTGRES_PASSWORD="{value}',
+     'opens a " quote for POSTGRES_PASSWORD that is never closed on that line; fix it'),
+    ("JWT_SECRET_KEY", "JWT_SECRET_KEY={half}\n{rest}", "is not KEY=value (no '=')"),
+    ("REDIS_PASSWORD", "REDIS_PASSWORD=\"{value}\" and more", "has text after the closing quote of REDIS_PASSWORD"),
+    ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD=", "leaves required secrets unset: POSTGRES_PASSWORD (empty); set them"),
+    ("OPENWATCH_SECRET_KEY", "# OPENWATCH_SECRET_KEY removed",
+     "leaves required secrets unset: OPENWATCH_SECRET_KEY (missing)"),
+])
+def test_broken_env_file_is_refused_before_anything_runs(pytester: pytest.Pytester, restore: Installation,
+                                                         name: str, line: str, message: str) -> None:
+    secret = _replace_env_line(restore, name, line)
+    containers = restore.compose("ps", "--format", "{{.ID}} {{.State}}").stdout
+    run = run_suite(pytester, "upgrade", "--install-dir", str(restore.directory), "--target", TARGET)
+    assert run.ret == pytest.ExitCode.USAGE_ERROR and not run.outcomes
+    error = next(line for line in run.output.splitlines() if line.startswith("ERROR: "))
+    assert message in error and "Traceback" not in run.output
+    assert secret[:8] not in run.output and secret[-8:] not in run.output
+    assert not (restore.directory / ".openwatch-upgrade").exists()
+    assert not (restore.directory / ".openwatch-upgrade.lock").exists()
+    assert restore.compose("ps", "--format", "{{.ID}} {{.State}}").stdout == containers
+
+
+def test_compose_file_with_a_service_openwatch_does_not_have(pytester: pytest.Pytester, ready: Installation,
+                                                             tmp_path: Path) -> None:
+    extra = tmp_path / "docker-compose.extra.yml"
+    extra.write_text("services:\n  mystery:\n    image: openwatch-sandbox/bookworm:base\n    command: [sleep, infinity]\n")
+    run = run_suite(pytester, "upgrade", "--install-dir", str(ready.directory), "--target", TARGET,
+                    "--compose-file", str(extra))
+    assert run.ret == pytest.ExitCode.USAGE_ERROR and not run.outcomes
+    assert ("ERROR: the compose files (docker-compose.yml, docker-compose.extra.yml) define services OpenWatch does "
+            "not have: mystery; the suite would start and stop them without knowing them") in run.output
+    assert "Traceback" not in run.output and not (ready.directory / ".openwatch-upgrade").exists()
+    assert "mystery" not in subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True,
+                                           text=True, check=True).stdout

@@ -48,9 +48,11 @@ def fake_installation(root: Path) -> Path:
     (install / "backend").mkdir(parents=True)
     (install / "VERSION").write_text("0.1.0\n")
     (install / "backend" / "alembic.ini").write_text("[alembic]\n")
+    others = "".join(f"  {name}:\n    image: openwatch-sandbox/redis:7\n    container_name: leak-{name}\n"
+                     for name in ("database", "redis", "worker", "frontend"))
     (install / "docker-compose.yml").write_text(
         "services:\n  backend:\n    image: openwatch-sandbox/redis:7\n    container_name: leak-backend\n"
-        "    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n")
+        "    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n" + others)
     (install / ".env").write_text(f"POSTGRES_PASSWORD={CANARY}\nPOSTGRES_PORT=1\n")
     return install
 
