@@ -210,12 +210,45 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
 
 
 def restore(dump: Path, container: str, user: str) -> None:
-    """Replace the database with ``dump`` (app containers must be stopped; the db container stays)."""
-    psql(container, user, f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    psql(container, user, f"CREATE DATABASE {DB} OWNER {user}")
-    restored = _pg_restore(container, user, dump, "-d", DB, "--no-owner", "--no-privileges", "--exit-on-error")
+    """Replace the database with ``dump`` (app containers must be stopped; the db container stays).
+
+    The dump is restored into a scratch database first; only when that succeeded is the live
+    database swapped for it, so a corrupt or truncated dump never costs the database it was meant
+    to replace."""
+    listing = _pg_restore(container, user, dump, "--list")
+    if listing.returncode != 0 or b"TABLE DATA" not in listing.stdout:
+        raise Problem(f"{dump} is not a readable pg_dump archive (pg_restore --list: "
+                      f"{_last_line(listing.stderr) or 'no table data'}); the database was not touched")
+    incoming, displaced = f"{DB}_restore_{os.getpid()}", f"{DB}_replaced_{os.getpid()}"
+    drop_scratch(container, user, incoming)
+    psql(container, user, f"CREATE DATABASE {incoming} OWNER {user}")
+    restored = _pg_restore(container, user, dump, "-d", incoming, "--no-owner", "--no-privileges", "--exit-on-error")
     if restored.returncode != 0:
-        raise CommandError(["pg_restore", str(dump)], restored.returncode, restored.stderr.decode(errors="replace"))
+        drop_scratch(container, user, incoming)
+        raise Problem(f"restoring {dump} failed ({_last_line(restored.stderr)}); the database was not touched")
+    _swap(container, user, incoming, displaced)
+    drop_scratch(container, user, displaced)
+
+
+def _swap(container: str, user: str, incoming: str, displaced: str, attempts: int = 10) -> None:
+    """Rename ``incoming`` to the live name in one transaction, after ending the live database's
+    connections (the app is stopped; a straggler would make the rename fail, so it is retried)."""
+    psql(container, user, f"ALTER DATABASE {DB} WITH ALLOW_CONNECTIONS false")
+    for attempt in range(attempts):
+        psql(container, user, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB}'")
+        try:  # one -c string is one transaction: either both renames happen or neither
+            psql(container, user, f"ALTER DATABASE {DB} RENAME TO {displaced}; ALTER DATABASE {incoming} RENAME TO {DB}")
+            return
+        except CommandError:
+            if attempt == attempts - 1:
+                psql(container, user, f"ALTER DATABASE {DB} WITH ALLOW_CONNECTIONS true")
+                raise
+            time.sleep(0.5)
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def prune(backup_dir: Path, retention_days: float) -> list[str]:

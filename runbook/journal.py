@@ -1,7 +1,9 @@
 """The run's journal: stages, recorded state, backup and rollback actions, as JSON in the install dir.
 
 Written atomically (temporary file, fsync, rename) after every change, so a later run or a person
-always finds a whole file that says how far the last run got.
+always finds a whole file that says how far the last run got. Only the holder of the run lock
+writes it: a run refused by the lock keeps its record in memory (and its report), and never
+overwrites the journal of the run that holds the lock.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ def now() -> str:
 
 
 class Journal:
-    def __init__(self, install_dir: Path, data: dict) -> None:
+    def __init__(self, install_dir: Path, data: dict, persisted: bool = True) -> None:
         self.path = install_dir / JOURNAL_DIR / JOURNAL_FILE
         self.data = data
+        self.persisted = persisted
 
     @classmethod
     def start(cls, install_dir: Path, target: str | None, ticket: str | None) -> Journal:
@@ -32,9 +35,17 @@ class Journal:
             "host": socket.gethostname(), "pid": os.getpid(), "ticket": ticket, "target": target,
             "started": now(), "started_epoch": time.time(), "finished": None, "outcome": "running",
             "stages": [], "before": None, "after": None, "backup": None, "rollback": None,
-        })
-        journal.save()
+        }, persisted=False)
         return journal
+
+    def take_over(self) -> None:
+        """Start writing the file (call with the run lock held); the previous run's journal is kept
+        next to it as ``journal-<run_id>.json``."""
+        previous = Journal.load(self.path.parent.parent)
+        if previous is not None and previous.data.get("run_id") != self.data["run_id"]:
+            os.replace(previous.path, previous.path.with_name(f"journal-{previous.data.get('run_id', 'unknown')}.json"))
+        self.persisted = True
+        self.save()
 
     @classmethod
     def load(cls, install_dir: Path) -> Journal | None:
@@ -42,6 +53,8 @@ class Journal:
         return cls(install_dir, json.loads(path.read_text())) if path.exists() else None
 
     def save(self) -> None:
+        if not self.persisted:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("w") as handle:

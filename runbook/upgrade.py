@@ -22,7 +22,8 @@ from runbook.compose import Compose, stop_containers, tag_images
 from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
-from runbook.profile import Profile, parse_env
+from runbook.envfile import parse_env
+from runbook.profile import Profile
 from runbook.shell import progress
 
 APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
@@ -129,14 +130,26 @@ class Upgrade:
 
     def stage_lock_and_record(self) -> None:
         self.lock.acquire(self.settings.ticket)
-        with self.connect() as conn:  # scratch restores a killed run left behind; only lock holders make them
-            leftovers = [name for (name,) in conn.execute(
-                "SELECT datname::text FROM pg_database WHERE datname LIKE 'openwatch\\_verify\\_%'")]
-        for name in leftovers:
-            backup.drop_scratch(self.db_container, self.db_user, name)
+        self.journal.take_over()
+        self.remove_leftovers()
         self.before = self.capture(self.profile)
         self.image_names = Compose.of(self.profile).image_names()
+        self.journal.set("image_names", self.image_names)
         self.journal.set("before", self.before.to_json())
+
+    def remove_leftovers(self) -> None:
+        """What a killed run can leave behind: scratch databases and partial dumps (only a lock holder
+        makes them, so with the lock held none of them is in use)."""
+        with self.connect() as conn:
+            scratch = [name for (name,) in conn.execute(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'openwatch\\_verify\\_%' "
+                "OR datname LIKE 'openwatch\\_restore\\_%'")]
+        for name in scratch:
+            progress(f"dropping scratch database {name} left by an interrupted run")
+            backup.drop_scratch(self.db_container, self.db_user, name)
+        for partial in self.settings.backup_dir.glob("*.partial"):
+            progress(f"removing partial backup {partial} left by an interrupted run")
+            partial.unlink()
 
     def stage_backup(self) -> None:
         with self.connect() as conn:
@@ -166,6 +179,7 @@ class Upgrade:
         compose = Compose.of(self.new_profile)
         seconds = compose.build()
         self.alembic_ini = compose.alembic_ini()
+        self.journal.set("alembic_ini", self.alembic_ini)
         progress(f"built {self.settings.target} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
 
     def stage_drain_and_stop(self) -> None:

@@ -16,6 +16,7 @@ from runbook.errors import Problem
 from runbook.release_checks import LOCK_FILE, no_upgrade_running
 from runbook.journal import Journal
 from runbook.lock import RunLock
+from runbook.profile import OPENWATCH_SERVICES, Service, service_problem
 from runbook.rollback import choose_tier
 from runbook.timeline import render
 from runbook.upgrade import STAGES, error_line
@@ -86,8 +87,25 @@ def test_data_differences_sees_a_changed_checksum() -> None:
     assert state.data_differences(before, install_state({"hosts": (600, "z")})) == ["hosts"]
 
 
+def test_journal_is_written_only_by_the_lock_holder_and_keeps_the_previous_run(tmp_path: Path) -> None:
+    previous = Journal.start(tmp_path, "v0.2.0", "CHG-0")
+    previous.take_over()
+    previous.finish("UPGRADED")
+    refused = Journal.start(tmp_path, "v0.2.1", "CHG-1")
+    refused.stage_started("gate")
+    refused.finish("NOT STARTED")  # never took the lock: the file on disk is still the previous run's
+    assert Journal.load(tmp_path).data["ticket"] == "CHG-0"
+    winner = Journal.start(tmp_path, "v0.2.1", "CHG-2")
+    winner.data["run_id"] = "second"
+    winner.take_over()
+    assert Journal.load(tmp_path).data["ticket"] == "CHG-2"
+    kept = json.loads((tmp_path / ".openwatch-upgrade" / f"journal-{previous.data['run_id']}.json").read_text())
+    assert kept["ticket"] == "CHG-0" and kept["outcome"] == "UPGRADED"
+
+
 def test_journal_is_rewritten_whole_and_records_stages(tmp_path: Path) -> None:
     journal = Journal.start(tmp_path, "v0.2.0", "CHG-1")
+    journal.take_over()
     journal.stage_started("backup")
     journal.stage_ended("backup", "passed", 1.234)
     reread = Journal.load(tmp_path)
@@ -182,3 +200,14 @@ def test_stale_lock_is_reported_and_only_taken_over_when_asked(tmp_path: Path) -
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "t1", "ticket": "CHG-LIVE"}))
     with pytest.raises(Problem, match="another upgrade run is in progress .*CHG-LIVE"):
         no_upgrade_running(tmp_path, break_lock=True)
+
+
+def test_compose_services_the_suite_cannot_work_with(tmp_path: Path) -> None:
+    files = (tmp_path / "docker-compose.yml",)
+    services = {name: Service(name, f"openwatch-{name}", True) for name in OPENWATCH_SERVICES}
+    assert service_problem(services, files) is None
+    without_worker = {name: spec for name, spec in services.items() if name != "worker"}
+    assert "define no worker service; this is not a standard OpenWatch installation" in service_problem(
+        without_worker, files)
+    assert "define services OpenWatch does not have: pgadmin" in service_problem(
+        {**services, "pgadmin": Service("pgadmin", "pgadmin", False)}, files)
