@@ -95,10 +95,15 @@ def load_profile(config: pytest.Config) -> Profile:
     target = config.getoption("target")
     upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
                       or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
-    if upgrade_run and not target and not config.getoption("rollback_to", None):
-        raise pytest.UsageError("the upgrade suite needs --target vX.Y.Z (or --rollback-to TAG to undo the last upgrade)")
-    if target and config.getoption("rollback_to", None):
-        raise pytest.UsageError("--target and --rollback-to exclude each other; pass one")
+    own_run = [name for name in ("rollback_to", "resume") if config.getoption(name, None)]
+    if upgrade_run and not target and not own_run:
+        raise pytest.UsageError("the upgrade suite needs --target vX.Y.Z (or --rollback-to TAG to undo the last "
+                                "upgrade, or --resume to settle one that died)")
+    if len(own_run) + bool(target) > 1:
+        raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
+    died = release_checks.died_unfinished(profile.install_dir) if upgrade_run and not own_run else None
+    if died:  # before --target is judged: the checkout may already be the target's
+        raise pytest.UsageError(died)
     if target:
         try:
             release_checks.target_newer(profile.install_dir, target, profile.version)

@@ -6,6 +6,7 @@ and a "rollback" section in the HTML), the journal, and the run's closing summar
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,13 +18,15 @@ from pytest_metadata.plugin import metadata_key
 from plugins.keys import PROBER_KEY, UPGRADE_KEY
 from plugins.options import PROFILE_KEY
 from runbook.errors import OperatorError
+from runbook.resume import unfinished_run
 from runbook.rollback import Rollback, RollbackResult, finished_upgrade
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
 RUNNING_KEY = pytest.StashKey[str]()
 INTERRUPTED_KEY = pytest.StashKey[bool]()
-SIGTERM_KEY = pytest.StashKey[object]()
+SIGNALLED_KEY = pytest.StashKey[bool]()
+PREVIOUS_HANDLERS_KEY = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,16 +35,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="leave a failed upgrade as it is, for debugging (the journal still records it)")
     group.addoption("--rollback-to", metavar="TAG",
                     help="undo the last finished upgrade (recorded in the journal) back to TAG, as its own run")
+    group.addoption("--resume", action="store_true",
+                    help="settle an upgrade run that died (SIGKILL, power loss): roll it back, or complete it "
+                         "if it had verified the new version")
 
 
-ROLLBACK_TEST = "test_rollback_to_recorded_release"
+# Runs of their own: the option that selects each, and its only test.
+OWN_RUNS = {"rollback_to": "test_rollback_to_recorded_release", "resume": "test_resume_unfinished_run"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A --rollback-to run runs only the rollback; an upgrade run never runs it."""
-    wanted = bool(config.getoption("rollback_to"))
-    keep = [item for item in items if (getattr(item, "originalname", item.name) == ROLLBACK_TEST) == wanted
-            or "/suites/upgrade/" not in str(item.path)]
+    """A --rollback-to or --resume run runs only its own test; an upgrade run runs neither."""
+    wanted = next((test for option, test in OWN_RUNS.items() if config.getoption(option)), None)
+
+    def kept(item: pytest.Item) -> bool:
+        if "/suites/upgrade/" not in str(item.path):
+            return True
+        name = getattr(item, "originalname", item.name)
+        return name == wanted if wanted else name not in OWN_RUNS.values()
+
+    keep = [item for item in items if kept(item)]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
@@ -56,11 +69,15 @@ def _stage(item: pytest.Item) -> str | None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     tag = session.config.getoption("rollback_to")
     profile = session.config.stash.get(PROFILE_KEY, None)
-    if tag and profile is not None:
-        try:
+    if profile is None:
+        return
+    try:
+        if tag:
             finished_upgrade(profile.install_dir, tag)
-        except OperatorError as error:
-            raise pytest.UsageError(f"--rollback-to: {error}") from None
+        if session.config.getoption("resume"):
+            unfinished_run(profile.install_dir)
+    except OperatorError as error:
+        raise pytest.UsageError(f"--{'rollback-to' if tag else 'resume'}: {error}") from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -104,7 +121,7 @@ def signals_deferred() -> Iterator[None]:
     """A second Ctrl-C (or SIGTERM) while rolling back is refused with a message: stopping half-way
     would leave the installation worse than either end."""
     def refuse(signum: int, frame: object) -> None:
-        sys.stderr.write(f"\n{signal.Signals(signum).name} ignored: the rollback is running and must finish\n")
+        sys.stderr.write(f"\n{signal.Signals(signum).name} ignored: the upgrade is being rolled back and must finish\n")
 
     previous = {sig: signal.signal(sig, refuse) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -128,18 +145,26 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "upgrade_stage(name): one stage of the upgrade, rolled back on failure")
     # SIGTERM (a dropped session, systemd, kill) ends the run like Ctrl-C: through the rollback.
-    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _terminate)
+    handler = functools.partial(_interrupt, config)
+    config.stash[PREVIOUS_HANDLERS_KEY] = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     config.pluginmanager.register(InterruptedRun(config), "openwatch-interrupted-run")
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")
+def _interrupt(config: pytest.Config, signum: int, frame: object) -> None:
+    """The first signal interrupts the run; once an upgrade was interrupted, further ones are refused
+    from that instant on, not only once the rollback has begun (a quick second Ctrl-C would otherwise
+    land between the two and stop the run half-way)."""
+    name = signal.Signals(signum).name
+    if config.stash.get(SIGNALLED_KEY, False) and UPGRADE_KEY in config.stash:
+        sys.stderr.write(f"\n{name} ignored: the upgrade is being rolled back and must finish\n")
+        return
+    config.stash[SIGNALLED_KEY] = True
+    raise KeyboardInterrupt(name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    previous = config.stash.get(SIGTERM_KEY, None)
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    for sig, previous in config.stash.get(PREVIOUS_HANDLERS_KEY, {}).items():
+        signal.signal(sig, previous)
 
 
 class InterruptedRun:
@@ -183,6 +208,8 @@ def outcome(config: pytest.Config) -> str | None:
             return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}"
         if config.getoption("rollback_to") and recorded != "running":
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
+        if config.getoption("resume") and recorded != "running":
+            return f"--resume: the interrupted run ended {recorded}"
         return None
     what = "INTERRUPTED" if config.stash.get(INTERRUPTED_KEY, False) else "FAILED"
     if result is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from runbook import gitrepo, versions
 from runbook.errors import NotApplicable, Problem
+from runbook.journal import Journal
 from runbook.envfile import parse_env, unset_secrets
 from runbook.profile import Profile
 from runbook.shell import CommandError
@@ -77,13 +78,17 @@ def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | Non
     where this host cannot tell) is reported and only taken over with ``break_lock``; the OS lock
     still stops a live holder on this host even then. Returns what was taken over, if anything."""
     holder = lock_holder(install_dir)
-    if holder is None:
+    journal = Journal.load(install_dir)
+    if holder is None and (journal is None or journal.data.get("outcome") != "running"):
         return None
-    same_host = holder.get("host") == socket.gethostname()
-    alive = same_host and holder.get("pid") and _pid_alive(int(holder["pid"]))
+    holder = holder or {key: journal.data.get(key) for key in ("pid", "host", "started", "ticket")}
     who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}, ticket {holder.get('ticket')}"
-    if alive:
+    if holder_alive(holder):
         raise Problem(f"another upgrade run is in progress ({who}); wait for it to finish")
+    died = died_unfinished(install_dir)
+    if died:
+        raise Problem(died)
+    same_host = holder.get("host") == socket.gethostname()
     if break_lock:
         return who
     gone = "is gone" if same_host else "ran on another host, which this host cannot check"
@@ -91,7 +96,28 @@ def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | Non
                   "then rerun with --break-lock")
 
 
-def _pid_alive(pid: int) -> bool:
+def died_unfinished(install_dir: Path) -> str | None:
+    """What to do about a run on this host that died mid-way (its journal still says running)."""
+    journal = Journal.load(install_dir)
+    data = journal.data if journal is not None else {}
+    if data.get("outcome") != "running" or data.get("host") != socket.gethostname() or holder_alive(data):
+        return None
+    stages = data.get("stages") or [{"name": "gate"}]
+    return (f"the upgrade run {data.get('run_id')} (pid {data.get('pid')}, ticket {data.get('ticket')}, to "
+            f"{data.get('target')}) died in stage {stages[-1]['name']} without finishing; settle it first with "
+            "`pytest suites/upgrade --resume` (it rolls back, or completes a run that had verified the new version)")
+
+
+def holder_alive(holder: dict) -> bool:
+    """Whether the run named by ``holder`` (pid, host) runs on this host (another host's is not checked)."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(holder.get("pid") or 0)
+    except ValueError:
+        return False
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

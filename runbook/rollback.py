@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker.errors
 import psycopg
 import requests
 
@@ -76,11 +77,16 @@ class Rollback:
         """An interrupted run can leave ``compose run`` containers going (a migration mid-way): stop them
         first, so PostgreSQL rolls their transaction back before the database is judged."""
         client = self.upgrade.client
-        found = client.containers.list(filters={"label": [f"com.docker.compose.project={self.upgrade.profile.project}",
-                                                          "com.docker.compose.oneoff=True"]})
+        found = client.containers.list(all=True, filters={
+            "label": [f"com.docker.compose.project={self.upgrade.profile.project}", "com.docker.compose.oneoff=True"]})
         for container in found:
             progress(f"stopping one-off container {container.name} left by the interrupted stage")
             container.stop(timeout=10)
+            if not container.attrs["HostConfig"].get("AutoRemove"):  # else the engine removes it itself
+                try:
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
 
     def run_tier(self, tier: str, *, compare_data: bool = True) -> RollbackResult:
         """Run ``tier``; with ``compare_data`` (right after a failed upgrade) anything short of the
@@ -153,7 +159,16 @@ class Rollback:
         return self.upgrade.load_profile()
 
     def start_old(self) -> None:
-        Compose.of(self.current_profile()).up(timeout=self.upgrade.settings.start_deadline_s)
+        compose = Compose.of(self.current_profile())
+        try:
+            compose.up(timeout=self.upgrade.settings.start_deadline_s)
+        except CommandError as error:
+            # A compose CLI killed by the interrupt can leave its own operation unfinished for a
+            # moment (seen once in CI); one retry is far cheaper than restoring the backup.
+            progress(f"starting the old version failed once "
+                     f"({self.upgrade.profile.redactor(error_line(error.stderr))[:200]}); retrying")
+            time.sleep(2)
+            compose.up(timeout=self.upgrade.settings.start_deadline_s)
 
     def stop_app(self) -> None:
         stop_containers(self.upgrade.client, self.upgrade.app_containers(self.current_profile()))

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from runbook import envfile, profile
+from runbook import envfile
 from runbook.redaction import Secret
 from sandbox import images, releases
 from sandbox.seed import SEED_REVISION, SeedSize, seed

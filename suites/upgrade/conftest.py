@@ -5,19 +5,24 @@ from __future__ import annotations
 import pytest
 
 from plugins.keys import UPGRADE_KEY
-from runbook import rollback
+from runbook import resume, rollback
 from runbook.journal import Journal
 from runbook.upgrade import Settings, Upgrade
 
 
 @pytest.fixture(scope="session")
 def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upgrade:
-    rollback_to = pytestconfig.getoption("rollback_to")
-    settings = Settings(target=options.target or rollback_to, ticket=options.ticket, backup_dir=options.backup_dir,
+    rollback_to, resuming = pytestconfig.getoption("rollback_to"), pytestconfig.getoption("resume")
+    recorded = resume.unfinished_run(profile.install_dir).data if resuming else {}
+    settings = Settings(target=options.target or rollback_to or recorded.get("target"),
+                        ticket=options.ticket or recorded.get("ticket"), backup_dir=options.backup_dir,
                         base_url=options.base_url, frontend_url=options.frontend_url,
                         retention_days=options.backup_retention_days)
-    if rollback_to:  # the journal was validated at collection (plugins/rollback.py)
+    # The journal of a --rollback-to or --resume run was validated at collection (plugins/rollback.py).
+    if rollback_to:
         run = rollback.from_journal(profile, docker_client, settings, rollback_to)
+    elif resuming:
+        run = resume.from_unfinished(profile, docker_client, settings)
     else:
         run = Upgrade(profile, docker_client, settings,
                       Journal.start(profile.install_dir, options.target, options.ticket))

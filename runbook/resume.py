@@ -1,0 +1,74 @@
+"""``--resume``: settle an upgrade run that died without finishing (SIGKILL, power loss, OOM killer).
+
+The journal says how far it got. A run that had verified the new version is completed; any other
+is rolled back with the tier its last stage needs, the same rollback a failure would have had,
+including the checksum comparison and the escalation to the verified backup. Nothing new starts
+on top of a half-finished run: the pre-flight refuses until it is settled.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from runbook import backup, state
+from runbook.compose import Compose
+from runbook.errors import OperatorError
+from runbook.journal import Journal, now
+from runbook.profile import Profile
+from runbook.release_checks import holder_alive
+from runbook.rollback import Rollback, RollbackResult
+from runbook.upgrade import Settings, Upgrade
+
+
+def unfinished_run(install_dir: Path) -> Journal:
+    """The journal of a run that died mid-way; :class:`OperatorError` when there is none to settle."""
+    journal = Journal.load(install_dir)
+    if journal is None:
+        raise OperatorError(f"no upgrade journal in {install_dir}; there is nothing to resume")
+    data = journal.data
+    if data.get("outcome") != "running":
+        raise OperatorError(f"the last upgrade run ended {data.get('outcome')!r}; there is nothing to resume")
+    if data.get("host") != socket.gethostname():
+        raise OperatorError(f"the unfinished run ran on {data.get('host')}, which this host cannot check; "
+                            "resume it there")
+    if holder_alive(data):
+        raise OperatorError(f"the upgrade run (pid {data.get('pid')}, ticket {data.get('ticket')}) is still running; "
+                            "wait for it to finish")
+    return journal
+
+
+def last_stage(data: dict) -> str:
+    stages = data.get("stages") or []
+    return stages[-1]["name"] if stages else "gate"
+
+
+def from_unfinished(profile: Profile, client, settings: Settings) -> Upgrade:
+    """The dead run rebuilt from its journal, ready to be settled by this process."""
+    journal = unfinished_run(profile.install_dir)
+    data = journal.data
+    upgrade = Upgrade(profile, client, settings, journal)
+    if data.get("before"):
+        upgrade.before = state.InstallState.from_json(data["before"])
+    upgrade.image_names = data.get("image_names") or Compose.of(profile).image_names()
+    upgrade.alembic_ini = data.get("alembic_ini")
+    if "checkout" in journal.completed():
+        upgrade.new_profile = upgrade.load_profile()  # the target is checked out and its images built
+    if data.get("backup"):
+        upgrade.backup = backup.BackupRecord(**{k: v for k, v in data["backup"].items() if k != "verification"})
+    return upgrade
+
+
+def settle(upgrade: Upgrade) -> RollbackResult | None:
+    """Complete a run that had verified the new version (returns None), else roll it back."""
+    upgrade.lock.acquire(upgrade.settings.ticket)
+    journal = upgrade.journal
+    stage = last_stage(journal.data)
+    journal.set("resumed", {"by_pid": os.getpid(), "at": now(), "stage": stage})
+    upgrade.remove_leftovers()
+    if "verify" in journal.completed():
+        upgrade.lock.release()
+        journal.finish("UPGRADED")
+        return None
+    return Rollback(upgrade).run(stage)

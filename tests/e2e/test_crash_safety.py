@@ -1,0 +1,177 @@
+"""The run itself dies or is fought over, for real, against the sandbox: Ctrl-C and SIGTERM during a
+stage, SIGKILL mid-stage then ``--resume``, two runs started at once, a corrupt dump given to
+restore. Each ends with the installation at the old (or, where it finished, the new) version,
+healthy, every table's checksum as recorded, the lock released and a report written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runbook import backup
+from runbook.errors import Problem
+from sandbox import releases
+from sandbox.installation import Installation
+from tests.sandbox_state import journal, snapshot
+from tests.suite_runner import ROOT, run_suite
+
+JOURNAL = Path(".openwatch-upgrade") / "journal.json"
+LOCK = ".openwatch-upgrade.lock"
+
+
+@pytest.fixture(scope="module")
+def ready(sandbox: Installation) -> Installation:
+    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
+    return sandbox
+
+
+@pytest.fixture
+def baseline(ready: Installation, baseline_dump: Path) -> Iterator[Installation]:
+    try:
+        yield ready
+    finally:
+        shutil.rmtree(ready.directory / ".openwatch-upgrade", ignore_errors=True)
+        (ready.directory / LOCK).unlink(missing_ok=True)
+        ready.reset(releases.OLDEST.tag, baseline_dump)
+
+
+def start_upgrade(install: Installation, reports: Path, *extra: str, **popen: object) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "upgrade"), "--install-dir", str(install.directory),
+         "--target", "v0.2.0", f"--reports-dir={reports}", "-p", "no:cacheprovider", "-o", "log_cli=false", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def wait_for_stage(install: Installation, proc: subprocess.Popen, stage: str) -> bool:
+    """Poll the journal until ``stage`` runs (the migrate stage can last under a second)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            stages = json.loads((install.directory / JOURNAL).read_text())["stages"]
+        except (OSError, ValueError, KeyError):
+            stages = []
+        if any(entry["name"] == stage and entry["status"] == "running" for entry in stages):
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def assert_back_as_before(install: Installation, before: dict) -> None:
+    assert snapshot(install) == before  # version, git ref, revision, every table's rows and checksum
+    assert install.health().json()["status"] == "healthy"
+    assert not (install.directory / LOCK).exists()
+    leftovers = subprocess.run(["docker", "ps", "-a", "--filter", "label=com.docker.compose.oneoff=True",
+                                "--format", "{{.Names}}"], capture_output=True, text=True, check=True).stdout
+    assert not leftovers.strip(), leftovers
+    with install.connect() as conn:
+        scratch = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'openwatch_%'").fetchall()
+    assert not scratch, scratch
+
+
+@pytest.mark.parametrize(("sig", "stage", "tiers"), [
+    # Interrupted while migrating (and a second Ctrl-C 0.3 s later, refused): quick if PostgreSQL
+    # rolled the migration back, full if it had committed.
+    (signal.SIGINT, "migrate", {"quick", "full"}),
+    # Interrupted while `compose up` starts the new version: the killed compose CLI can leave that
+    # operation unfinished for a moment; starting the old version is retried once, and if it still
+    # fails the rollback escalates to restoring the backup. Either way the data must be identical.
+    (signal.SIGTERM, "start", {"full", "emergency"}),
+])
+def test_signal_during_a_stage_rolls_back_and_still_reports(baseline: Installation, tmp_path: Path,
+                                                            sig: signal.Signals, stage: str, tiers: set[str]) -> None:
+    before = snapshot(baseline)
+    reports = tmp_path / "reports"
+    proc = start_upgrade(baseline, reports)
+    assert wait_for_stage(baseline, proc, stage), proc.communicate()[0]
+    proc.send_signal(sig)
+    if sig == signal.SIGINT:  # an impatient operator presses Ctrl-C again
+        time.sleep(0.3)
+        proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert f"interrupted during stage {stage}" in output and f"UPGRADE INTERRUPTED at stage {stage}" in output, output
+    if sig == signal.SIGINT:
+        assert "SIGINT ignored: the upgrade is being rolled back and must finish" in output, output
+    assert_back_as_before(baseline, before)
+    summary = json.loads(next(reports.glob("*.json")).read_text())
+    assert summary["rollback"]["ok"] and summary["rollback"]["tier"] in tiers, summary["rollback"]
+    assert summary["outcome"] == f"ROLLED BACK ({summary['rollback']['tier']})" and summary["exit_status"] == 2
+    assert next(reports.glob("*.html")).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("stage", ["migrate", "start"])
+def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester, baseline: Installation,
+                                                       tmp_path: Path, stage: str) -> None:
+    before = snapshot(baseline)
+    proc = start_upgrade(baseline, tmp_path / "killed", "--ticket", "CHG-KILLED", start_new_session=True)
+    assert wait_for_stage(baseline, proc, stage), proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGKILL)  # power loss for the whole process tree; containers carry on
+    proc.communicate(timeout=60)
+    dead = journal(baseline)
+    assert dead["outcome"] == "running" and dead["stages"][-1]["name"] == stage
+
+    second = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--target", "v0.2.0")
+    assert second.ret == pytest.ExitCode.USAGE_ERROR and not second.outcomes
+    assert (f"ERROR: the upgrade run {dead['run_id']} (pid {dead['pid']}, ticket CHG-KILLED, to v0.2.0) died in "
+            f"stage {stage} without finishing; settle it first with `pytest suites/upgrade --resume`") in second.output
+    audit = run_suite(pytester, "preflight", "--install-dir", str(baseline.directory))
+    assert audit.outcomes["test_no_other_upgrade_in_progress"] == "failed"
+    assert "--resume" in audit.messages["test_no_other_upgrade_in_progress"]
+    assert journal(baseline) == dead  # nothing started on top of it
+
+    resumed = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--resume")
+    assert resumed.ret == 0, resumed.output
+    assert set(resumed.outcomes) == {"test_resume_unfinished_run"}
+    settled = journal(baseline)
+    assert settled["run_id"] == dead["run_id"] and settled["resumed"]["stage"] == stage
+    assert settled["outcome"].startswith("ROLLED BACK (") and settled["rollback"]["ok"], settled["rollback"]
+    assert f"--resume: the interrupted run ended {settled['outcome']}" in resumed.output
+    assert resumed.bundle["outcome"] == settled["outcome"]
+    assert_back_as_before(baseline, before)
+
+    again = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--resume")
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"ERROR: --resume: the last upgrade run ended '{settled['outcome']}'; there is nothing to resume" in again.output
+
+
+def test_two_runs_started_at_once_one_upgrades_the_other_changes_nothing(baseline: Installation,
+                                                                         tmp_path: Path) -> None:
+    runs = [start_upgrade(baseline, tmp_path / f"run{index}", "--ticket", f"CHG-{index}") for index in (1, 2)]
+    results = [(proc.pid, proc.returncode, output) for proc, (output, _) in
+               ((proc, proc.communicate(timeout=900)) for proc in runs)]
+    winners = [result for result in results if result[1] == 0]
+    losers = [result for result in results if result[1] != 0]
+    assert len(winners) == 1 and len(losers) == 1, [(pid, code, output[-2000:]) for pid, code, output in results]
+    (winner_pid, _, winner_output), (_, loser_code, loser_output) = winners[0], losers[0]
+    assert "UPGRADED 0.1.0 -> v0.2.0" in winner_output
+    assert loser_code == 1 and "another upgrade run" in loser_output and "NOT STARTED" in loser_output, loser_output
+    recorded = journal(baseline)  # the winner's journal, never overwritten by the refused run
+    assert recorded["pid"] == winner_pid and recorded["outcome"] == "UPGRADED"
+    assert baseline.version == "0.2.0" == baseline.health().json()["version"]
+    assert not (baseline.directory / LOCK).exists()
+
+
+def test_corrupt_dump_given_to_restore_leaves_the_database_untouched(ready: Installation, baseline_dump: Path,
+                                                                     tmp_path: Path) -> None:
+    before = snapshot(ready)
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(baseline_dump.read_bytes()[: baseline_dump.stat().st_size * 2 // 3])
+    garbage = tmp_path / "garbage.dump"
+    garbage.write_bytes(os.urandom(64 * 1024))
+    for dump, message in ((garbage, "is not a readable pg_dump archive"), (truncated, "failed")):
+        with pytest.raises(Problem) as refused:
+            backup.restore(dump, "openwatch-db", "openwatch")
+        assert message in str(refused.value) and "the database was not touched" in str(refused.value)
+        assert "\n" not in str(refused.value)
+    assert snapshot(ready) == before
+    with ready.connect() as conn:
+        assert not conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'openwatch_%'").fetchall()
