@@ -14,7 +14,6 @@ import pytest
 
 from runbook import profile as profiles
 from runbook import release_checks
-from runbook.envfile import unset_secrets
 from runbook.errors import NotApplicable, OperatorError, Problem
 from runbook.profile import Profile
 
@@ -81,17 +80,12 @@ def load_profile(config: pytest.Config) -> Profile:
         raise pytest.UsageError("the Docker engine is not running; start dockerd (or `bash sandbox/bootstrap-docker.sh`)") from None
     try:
         profile = profiles.load(config.getoption("install_dir"), tuple(config.getoption("compose_file")),
-                                use_prod_overlay=config.getoption("prod"))
+                                use_prod_overlay=config.getoption("prod"), require_secrets=True)
     except OperatorError as error:
         raise pytest.UsageError(str(error)) from None
     problem = profiles.service_problem(profile.services, profile.compose_files)
     if problem:
         raise pytest.UsageError(problem)
-    example = profile.install_dir / ".env.example"
-    unset = unset_secrets(profile.env, example.read_text()) if example.is_file() else []
-    if unset:
-        raise pytest.UsageError(f"{profile.install_dir / '.env'} leaves required secrets unset: {', '.join(unset)}; "
-                                "set them to the values the installation was created with (see .env.example)")
     target = config.getoption("target")
     upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
                       or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)

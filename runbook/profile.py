@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runbook.envfile import check_syntax, parse_env
+from runbook.envfile import check_syntax, parse_env, unset_secrets
 from runbook.errors import OperatorError
 from runbook.redaction import Redactor, Secret
 from runbook.shell import CommandError, run
@@ -90,8 +90,11 @@ def _compose_services(config: dict) -> dict[str, Service]:
     return services
 
 
-def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overlay: bool = False) -> Profile:
-    """The profile of ``install_dir``; :class:`OperatorError` when it is not an OpenWatch installation."""
+def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overlay: bool = False,
+         require_secrets: bool = False) -> Profile:
+    """The profile of ``install_dir``; :class:`OperatorError` when it is not an OpenWatch installation.
+    With ``require_secrets``, also when ``.env`` leaves a secret its ``.env.example`` requires unset
+    (checked before Compose reads the file, whose own message would be less clear)."""
     install_dir = Path(install_dir)
     if not install_dir.is_dir():
         raise OperatorError(f"--install-dir {install_dir} does not exist; pass the directory OpenWatch was cloned into")
@@ -106,6 +109,11 @@ def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overl
     text = env_file.read_text()
     check_syntax(text, str(env_file))
     env = parse_env(text)
+    example = install_dir / ".env.example"
+    unset = unset_secrets(env, example.read_text()) if require_secrets and example.is_file() else []
+    if unset:
+        raise OperatorError(f"{env_file} leaves required secrets unset: {', '.join(unset)}; set them to the values "
+                            "the installation was created with (see .env.example)")
     redactor = Redactor(value.reveal() for value in env.values() if isinstance(value, Secret))
     files = [install_dir / COMPOSE_FILE]
     if use_prod_overlay:

@@ -1,13 +1,17 @@
 """A pytest plugin the project's tests load into an upgrade run (``-p tests.fault_injection``) to
 break something for real at a chosen stage: ``--inject-full-backup-disk`` mounts a 64 KiB tmpfs
-over the backup folder just before the backup stage, so pg_dump runs out of space mid-stream."""
+over the backup folder just before the backup stage, so pg_dump runs out of space mid-stream;
+``--inject-corrupt-backup`` overwrites bytes in the middle of the verified dump just before the
+checkout stage, as a failing disk or a careless operator would."""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from plugins.keys import UPGRADE_KEY
 from plugins.options import OPTIONS_KEY
 
 MOUNTED_KEY = pytest.StashKey[str]()
@@ -15,11 +19,17 @@ MOUNTED_KEY = pytest.StashKey[str]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--inject-full-backup-disk", action="store_true")
+    parser.addoption("--inject-corrupt-backup", action="store_true")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("upgrade_stage")
     config = item.config
+    if marker and marker.args[0] == "checkout" and config.getoption("inject_corrupt_backup"):
+        dump = Path(config.stash[UPGRADE_KEY].backup.dump)
+        with dump.open("r+b") as handle:
+            handle.seek(dump.stat().st_size // 2)
+            handle.write(b"\0" * 4096)
     if not (marker and marker.args[0] == "backup" and config.getoption("inject_full_backup_disk")):
         return
     folder = str(config.stash[OPTIONS_KEY].backup_dir)

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from runbook import backup
+from runbook import backup, dbstate
 from runbook.errors import Problem
 from sandbox import releases
 from sandbox.installation import Installation
+from sandbox.seed import SeedSize
 from tests.sandbox_state import journal, snapshot
 from tests.suite_runner import ROOT, run_suite
 
 JOURNAL = Path(".openwatch-upgrade") / "journal.json"
+SEEDED = SeedSize()
 LOCK = ".openwatch-upgrade.lock"
 
 
@@ -175,3 +177,23 @@ def test_corrupt_dump_given_to_restore_leaves_the_database_untouched(ready: Inst
     assert snapshot(ready) == before
     with ready.connect() as conn:
         assert not conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'openwatch_%'").fetchall()
+
+
+def test_corrupted_backup_is_never_restored_and_the_database_is_kept(pytester: pytest.Pytester,
+                                                                    baseline: Installation) -> None:
+    """The downgrade fails (v1.0.0-fault-downgrade) and the dump was damaged after its verification:
+    the rollback must not restore it; it stops the app, keeps the database as the failed upgrade
+    left it, and prints the manual steps."""
+    run = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--target",
+                    "v1.0.0-fault-downgrade", "-p", "tests.fault_injection", "--inject-corrupt-backup")
+    assert run.ret == 1 and "ROLLBACK FAILED - MANUAL ACTION" in run.output, run.output
+    assert "no longer matches its sha256" in run.output and "pg_restore -U openwatch -d openwatch" in run.output
+    assert journal(baseline)["outcome"] == "FAILED - MANUAL ACTION" and run.bundle["outcome"] == "FAILED - MANUAL ACTION"
+    with baseline.connect() as conn:  # the migrated database is still there, whole
+        assert dbstate.alembic_revisions(conn) == [releases.BY_TAG["v1.0.0-fault-downgrade"].head]
+        tables = dbstate.table_states(conn)
+    assert tables["rule_results"].rows == SEEDED.scans * SEEDED.results_per_scan
+    assert tables["hosts"].rows == SEEDED.hosts
+    states = {name: baseline.compose("ps", "-a", "--format", "{{.State}}", name).stdout.strip()
+              for name in ("database", "backend", "worker", "frontend")}
+    assert states == {"database": "running", "backend": "exited", "worker": "exited", "frontend": "exited"}, states
