@@ -19,6 +19,7 @@ import pytest
 
 from runbook import backup, dbstate
 from runbook.errors import Problem
+from runbook.redaction import is_secret_name
 from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.seed import SeedSize
@@ -197,3 +198,33 @@ def test_corrupted_backup_is_never_restored_and_the_database_is_kept(pytester: p
     states = {name: baseline.compose("ps", "-a", "--format", "{{.State}}", name).stdout.strip()
               for name in ("database", "backend", "worker", "frontend")}
     assert states == {"database": "running", "backend": "exited", "worker": "exited", "frontend": "exited"}, states
+
+
+def _command_lines() -> dict[int, str]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # the process ended while being read
+    return found
+
+
+def test_no_secret_on_any_command_line_during_an_upgrade(baseline: Installation, tmp_path: Path) -> None:
+    """What `ps` shows while the suite upgrades, sampled every 10 ms; processes that existed before
+    the run (OpenWatch's own services) are not the suite's doing and are left out."""
+    secrets = [value for name, value in baseline.env.items() if is_secret_name(name) and len(value) >= 4]
+    existing = set(_command_lines())
+    proc = start_upgrade(baseline, tmp_path / "reports")
+    seen: dict[int, str] = {}
+    while proc.poll() is None:
+        seen.update({pid: line for pid, line in _command_lines().items() if pid not in existing and line})
+        time.sleep(0.01)
+    output, _ = proc.communicate()
+    assert proc.returncode == 0, output
+    commands = list(seen.values())
+    assert sum("docker exec" in line for line in commands) >= 5  # the sampler saw the suite's commands
+    assert any("pg_dump" in line for line in commands) and any("alembic" in line for line in commands)
+    leaks = [line.split()[:3] for line in commands for secret in secrets if secret in line]
+    assert not leaks, leaks
