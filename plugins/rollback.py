@@ -204,12 +204,12 @@ def outcome(config: pytest.Config) -> str | None:
     result = config.stash.get(RESULT_KEY, None)
     if failed is None:
         recorded = upgrade.journal.data.get("outcome")
+        if config.getoption("resume") and recorded != "running":
+            return f"--resume: the interrupted run ended {recorded}"
         if recorded == "UPGRADED":
             return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}"
         if config.getoption("rollback_to") and recorded != "running":
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
-        if config.getoption("resume") and recorded != "running":
-            return f"--resume: the interrupted run ended {recorded}"
         return None
     what = "INTERRUPTED" if config.stash.get(INTERRUPTED_KEY, False) else "FAILED"
     if result is None:

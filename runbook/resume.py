@@ -19,7 +19,7 @@ from runbook.journal import Journal, now
 from runbook.profile import Profile
 from runbook.release_checks import holder_alive
 from runbook.rollback import Rollback, RollbackResult
-from runbook.upgrade import Settings, Upgrade
+from runbook.upgrade import STAGES, Settings, Upgrade
 
 
 def unfinished_run(install_dir: Path) -> Journal:
@@ -67,8 +67,7 @@ def settle(upgrade: Upgrade) -> RollbackResult | None:
     stage = last_stage(journal.data)
     journal.set("resumed", {"by_pid": os.getpid(), "at": now(), "stage": stage})
     upgrade.remove_leftovers()
-    if "verify" in journal.completed():
-        upgrade.lock.release()
-        journal.finish("UPGRADED")
+    if "verify" in journal.completed():  # the new version was up and verified: only the finish is left
+        upgrade.run_stage(next(stage for stage in STAGES if stage.name == "finish"))
         return None
     return Rollback(upgrade).run(stage)

@@ -2,11 +2,13 @@
 break something for real at a chosen stage: ``--inject-full-backup-disk`` mounts a 64 KiB tmpfs
 over the backup folder just before the backup stage, so pg_dump runs out of space mid-stream;
 ``--inject-corrupt-backup`` overwrites bytes in the middle of the verified dump just before the
-checkout stage, as a failing disk or a careless operator would."""
+checkout stage, as a failing disk or a careless operator would; ``--inject-pause-before STAGE``
+holds the run just before STAGE starts, for a test to kill it at a known point."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,14 @@ MOUNTED_KEY = pytest.StashKey[str]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--inject-full-backup-disk", action="store_true")
     parser.addoption("--inject-corrupt-backup", action="store_true")
+    parser.addoption("--inject-pause-before", metavar="STAGE")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("upgrade_stage")
     config = item.config
+    if marker and marker.args[0] == config.getoption("inject_pause_before"):
+        time.sleep(600)
     if marker and marker.args[0] == "checkout" and config.getoption("inject_corrupt_backup"):
         dump = Path(config.stash[UPGRADE_KEY].backup.dump)
         with dump.open("r+b") as handle:

@@ -54,15 +54,15 @@ def start_upgrade(install: Installation, reports: Path, *extra: str, **popen: ob
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def wait_for_stage(install: Installation, proc: subprocess.Popen, stage: str) -> bool:
-    """Poll the journal until ``stage`` runs (the migrate stage can last under a second)."""
+def wait_for_stage(install: Installation, proc: subprocess.Popen, stage: str, status: str = "running") -> bool:
+    """Poll the journal until ``stage`` has ``status`` (the migrate stage can last under a second)."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             stages = json.loads((install.directory / JOURNAL).read_text())["stages"]
         except (OSError, ValueError, KeyError):
             stages = []
-        if any(entry["name"] == stage and entry["status"] == "running" for entry in stages):
+        if any(entry["name"] == stage and entry["status"] == status for entry in stages):
             return True
         time.sleep(0.005)
     return False
@@ -144,6 +144,22 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
     again = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--resume")
     assert again.ret == pytest.ExitCode.USAGE_ERROR
     assert f"ERROR: --resume: the last upgrade run ended '{settled['outcome']}'; there is nothing to resume" in again.output
+
+
+def test_killed_after_verifying_the_new_version_resume_completes_it(pytester: pytest.Pytester,
+                                                                   baseline: Installation, tmp_path: Path) -> None:
+    proc = start_upgrade(baseline, tmp_path / "killed", "-p", "tests.fault_injection",
+                         "--inject-pause-before", "finish", start_new_session=True)
+    assert wait_for_stage(baseline, proc, "verify", "passed"), proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert journal(baseline)["outcome"] == "running" and (baseline.directory / LOCK).exists()
+    resumed = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--resume")
+    assert resumed.ret == 0 and "--resume: the interrupted run ended UPGRADED" in resumed.output, resumed.output
+    assert resumed.properties["test_resume_unfinished_run"]["resume_outcome"] == "completed"
+    assert journal(baseline)["outcome"] == "UPGRADED" and journal(baseline)["rollback"] is None
+    assert baseline.version == "0.2.0" == baseline.health().json()["version"]
+    assert not (baseline.directory / LOCK).exists()
 
 
 def test_two_runs_started_at_once_one_upgrades_the_other_changes_nothing(baseline: Installation,
