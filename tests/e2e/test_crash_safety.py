@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,22 +27,6 @@ from tests.suite_runner import ROOT, run_suite
 JOURNAL = Path(".openwatch-upgrade") / "journal.json"
 SEEDED = SeedSize()
 LOCK = ".openwatch-upgrade.lock"
-
-
-@pytest.fixture(scope="module")
-def ready(sandbox: Installation) -> Installation:
-    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
-    return sandbox
-
-
-@pytest.fixture
-def baseline(ready: Installation, baseline_dump: Path) -> Iterator[Installation]:
-    try:
-        yield ready
-    finally:
-        shutil.rmtree(ready.directory / ".openwatch-upgrade", ignore_errors=True)
-        (ready.directory / LOCK).unlink(missing_ok=True)
-        ready.reset(releases.OLDEST.tag, baseline_dump)
 
 
 def start_upgrade(install: Installation, reports: Path, *extra: str, **popen: object) -> subprocess.Popen:

@@ -33,13 +33,6 @@ POSTFLIGHT = {
 TARGET = "v0.2.0"
 
 
-@pytest.fixture(scope="module")
-def ready(sandbox: Installation) -> Installation:
-    """The operator has added the variable v0.2.0 requires, as its .env.example says."""
-    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
-    return sandbox
-
-
 def preflight(pytester: pytest.Pytester, install: Installation) -> SuiteRun:
     return run_suite(pytester, "preflight", "--install-dir", str(install.directory), "--target", TARGET)
 

@@ -3,7 +3,6 @@ real failure ends with the old version back, healthy, and every table's checksum
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +17,6 @@ from tests.sandbox_state import journal, snapshot
 from tests.suite_runner import ROOT, SuiteRun, run_suite
 
 SEEDED = SeedSize()
-
-
-@pytest.fixture(scope="module")
-def ready(sandbox: Installation) -> Installation:
-    sandbox.set_env("OPENWATCH_ENCRYPTION_KEY", "sandbox-test-key")
-    return sandbox
-
-
-@pytest.fixture
-def baseline(ready: Installation, baseline_dump: Path) -> Iterator[Installation]:
-    try:
-        yield ready
-    finally:
-        ready.reset(releases.OLDEST.tag, baseline_dump)
 
 
 def upgrade(pytester: pytest.Pytester, install: Installation, target: str, *extra: str) -> SuiteRun:
