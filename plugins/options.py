@@ -78,17 +78,17 @@ def load_profile(config: pytest.Config) -> Profile:
         docker.from_env(timeout=10).ping()
     except docker.errors.DockerException:
         raise pytest.UsageError("the Docker engine is not running; start dockerd (or `bash sandbox/bootstrap-docker.sh`)") from None
-    try:
+    upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
+                      or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
+    try:  # an audit reports what a missing secret breaks; an upgrade must not start without it
         profile = profiles.load(config.getoption("install_dir"), tuple(config.getoption("compose_file")),
-                                use_prod_overlay=config.getoption("prod"), require_secrets=True)
+                                use_prod_overlay=config.getoption("prod"), require_secrets=upgrade_run)
     except OperatorError as error:
         raise pytest.UsageError(str(error)) from None
     problem = profiles.service_problem(profile.services, profile.compose_files)
     if problem:
         raise pytest.UsageError(problem)
     target = config.getoption("target")
-    upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
-                      or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
     own_run = [name for name in ("rollback_to", "resume") if config.getoption(name, None)]
     if upgrade_run and not target and not own_run:
         raise pytest.UsageError("the upgrade suite needs --target vX.Y.Z (or --rollback-to TAG to undo the last "
