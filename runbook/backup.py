@@ -21,6 +21,8 @@ from runbook.shell import CommandError, run
 CHUNK = 1 << 20
 CONFIG_FILES = (".env", "docker-compose.yml", "docker-compose.prod.yml")
 DB = "openwatch"
+# Databases only a lock holder creates, for verification and restore; a killed run can leave them.
+SCRATCH_PREFIXES = (f"{DB}_verify_", f"{DB}_restore_", f"{DB}_replaced_")
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,8 @@ def last_stage(data: dict) -> str:
     return stages[-1]["name"] if stages else "gate"
 
 
-def from_unfinished(profile: Profile, client, settings: Settings) -> Upgrade:
-    """The dead run rebuilt from its journal, ready to be settled by this process."""
-    journal = unfinished_run(profile.install_dir)
+def from_unfinished(profile: Profile, client, settings: Settings, journal: Journal) -> Upgrade:
+    """The dead run rebuilt from its journal (see :func:`unfinished_run`), to be settled by this process."""
     data = journal.data
     upgrade = Upgrade(profile, client, settings, journal)
     if data.get("before"):

@@ -141,9 +141,8 @@ class Upgrade:
         """What a killed run can leave behind: scratch databases and partial dumps (only a lock holder
         makes them, so with the lock held none of them is in use)."""
         with self.connect() as conn:
-            scratch = [name for (name,) in conn.execute(
-                "SELECT datname::text FROM pg_database WHERE datname LIKE 'openwatch\\_verify\\_%' "
-                "OR datname LIKE 'openwatch\\_restore\\_%'")]
+            names = [name for (name,) in conn.execute("SELECT datname::text FROM pg_database")]
+        scratch = [name for name in names if name.startswith(backup.SCRATCH_PREFIXES)]
         for name in scratch:
             progress(f"dropping scratch database {name} left by an interrupted run")
             backup.drop_scratch(self.db_container, self.db_user, name)

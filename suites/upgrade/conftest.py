@@ -13,7 +13,8 @@ from runbook.upgrade import Settings, Upgrade
 @pytest.fixture(scope="session")
 def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upgrade:
     rollback_to, resuming = pytestconfig.getoption("rollback_to"), pytestconfig.getoption("resume")
-    recorded = resume.unfinished_run(profile.install_dir).data if resuming else {}
+    unfinished = resume.unfinished_run(profile.install_dir) if resuming else None
+    recorded = unfinished.data if unfinished else {}
     settings = Settings(target=options.target or rollback_to or recorded.get("target"),
                         ticket=options.ticket or recorded.get("ticket"), backup_dir=options.backup_dir,
                         base_url=options.base_url, frontend_url=options.frontend_url,
@@ -21,8 +22,8 @@ def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upg
     # The journal of a --rollback-to or --resume run was validated at collection (plugins/rollback.py).
     if rollback_to:
         run = rollback.from_journal(profile, docker_client, settings, rollback_to)
-    elif resuming:
-        run = resume.from_unfinished(profile, docker_client, settings)
+    elif unfinished:
+        run = resume.from_unfinished(profile, docker_client, settings, unfinished)
     else:
         run = Upgrade(profile, docker_client, settings,
                       Journal.start(profile.install_dir, options.target, options.ticket))
