@@ -29,10 +29,11 @@ SEEDED = SeedSize()
 LOCK = ".openwatch-upgrade.lock"
 
 
-def start_upgrade(install: Installation, reports: Path, *extra: str, **popen: object) -> subprocess.Popen:
+def start_upgrade(install: Installation, reports: Path, *extra: str, target: str = "v0.2.0",
+                  **popen: object) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", str(ROOT / "suites" / "upgrade"), "--install-dir", str(install.directory),
-         "--target", "v0.2.0", f"--reports-dir={reports}", "-p", "no:cacheprovider", "-o", "log_cli=false", *extra],
+         "--target", target, f"--reports-dir={reports}", "-p", "no:cacheprovider", "-o", "log_cli=false", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
@@ -93,12 +94,18 @@ def test_signal_during_a_stage_rolls_back_and_still_reports(baseline: Installati
     assert next(reports.glob("*.html")).stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("stage", ["migrate", "start"])
+@pytest.mark.parametrize(("target", "stage", "status"), [
+    ("v0.2.0", "migrate", "running"),
+    ("v0.2.0", "start", "running"),
+    # The new version crash-loops, the start stage fails, and the run is killed during its own rollback.
+    ("v0.2.0-fault-crashloop", "start", "failed"),
+])
 def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester, baseline: Installation,
-                                                       tmp_path: Path, stage: str) -> None:
+                                                       tmp_path: Path, target: str, stage: str, status: str) -> None:
     before = snapshot(baseline)
-    proc = start_upgrade(baseline, tmp_path / "killed", "--ticket", "CHG-KILLED", start_new_session=True)
-    assert wait_for_stage(baseline, proc, stage), proc.communicate()[0]
+    proc = start_upgrade(baseline, tmp_path / "killed", "--ticket", "CHG-KILLED", target=target,
+                         start_new_session=True)
+    assert wait_for_stage(baseline, proc, stage, status), proc.communicate()[0]
     os.killpg(proc.pid, signal.SIGKILL)  # power loss for the whole process tree; containers carry on
     proc.communicate(timeout=60)
     dead = journal(baseline)
@@ -106,7 +113,7 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
 
     second = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--target", "v0.2.0")
     assert second.ret == pytest.ExitCode.USAGE_ERROR and not second.outcomes
-    assert (f"ERROR: the upgrade run {dead['run_id']} (pid {dead['pid']}, ticket CHG-KILLED, to v0.2.0) died in "
+    assert (f"ERROR: the upgrade run {dead['run_id']} (pid {dead['pid']}, ticket CHG-KILLED, to {target}) died in "
             f"stage {stage} without finishing; settle it first with `pytest suites/upgrade --resume`") in second.output
     audit = run_suite(pytester, "preflight", "--install-dir", str(baseline.directory))
     assert audit.outcomes["test_no_other_upgrade_in_progress"] == "failed"
