@@ -15,6 +15,7 @@ import pytest
 from runbook import profile as profiles
 from runbook import release_checks
 from runbook.errors import NotApplicable, OperatorError, Problem
+from runbook.journal import Journal
 from runbook.profile import Profile
 
 PROFILE_KEY = pytest.StashKey[Profile]()
@@ -95,7 +96,7 @@ def load_profile(config: pytest.Config) -> Profile:
                                 "upgrade, or --resume to settle one that died)")
     if len(own_run) + bool(target) > 1:
         raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
-    died = release_checks.died_unfinished(profile.install_dir) if upgrade_run and not own_run else None
+    died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if upgrade_run and not own_run else None
     if died:  # before --target is judged: the checkout may already be the target's
         raise pytest.UsageError(died)
     if target:

@@ -120,10 +120,7 @@ def roll_back(config: pytest.Config, stage: str, interrupted: bool = False) -> R
 def signals_deferred() -> Iterator[None]:
     """A second Ctrl-C (or SIGTERM) while rolling back is refused with a message: stopping half-way
     would leave the installation worse than either end."""
-    def refuse(signum: int, frame: object) -> None:
-        sys.stderr.write(f"\n{signal.Signals(signum).name} ignored: the upgrade is being rolled back and must finish\n")
-
-    previous = {sig: signal.signal(sig, refuse) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, _refuse) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -154,12 +151,15 @@ def _interrupt(config: pytest.Config, signum: int, frame: object) -> None:
     """The first signal interrupts the run; once an upgrade was interrupted, further ones are refused
     from that instant on, not only once the rollback has begun (a quick second Ctrl-C would otherwise
     land between the two and stop the run half-way)."""
-    name = signal.Signals(signum).name
     if config.stash.get(SIGNALLED_KEY, False) and UPGRADE_KEY in config.stash:
-        sys.stderr.write(f"\n{name} ignored: the upgrade is being rolled back and must finish\n")
+        _refuse(signum, frame)
         return
     config.stash[SIGNALLED_KEY] = True
-    raise KeyboardInterrupt(name)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _refuse(signum: int, frame: object) -> None:
+    sys.stderr.write(f"\n{signal.Signals(signum).name} ignored: the upgrade is being rolled back and must finish\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -178,8 +178,7 @@ class InterruptedRun:
         upgrade = config.stash.get(UPGRADE_KEY, None)
         if upgrade is None or FAILED_STAGE_KEY in config.stash:
             return
-        started = [entry["name"] for entry in upgrade.journal.data.get("stages", [])]
-        stage = config.stash.get(RUNNING_KEY, "") or (started[-1] if started else "gate")
+        stage = config.stash.get(RUNNING_KEY, "") or upgrade.journal.last_stage()
         sys.stderr.write(f"\ninterrupted during stage {stage}: rolling back before exiting\n")
         roll_back(config, stage, interrupted=True)
 

@@ -78,6 +78,11 @@ class Journal:
         entry.update(status=status, seconds=round(seconds, 2), detail=detail, t1=time.time())
         self.save()
 
+    def last_stage(self) -> str:
+        """The stage started last (``gate`` before any): what a run stopped in, or reached."""
+        stages = self.data.get("stages") or []
+        return stages[-1]["name"] if stages else "gate"
+
     def completed(self) -> list[str]:
         return [s["name"] for s in self.data["stages"] if s["status"] == "passed"]
 

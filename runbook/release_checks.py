@@ -85,7 +85,7 @@ def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | Non
     who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}, ticket {holder.get('ticket')}"
     if holder_alive(holder):
         raise Problem(f"another upgrade run is in progress ({who}); wait for it to finish")
-    died = died_unfinished(install_dir)
+    died = died_unfinished(journal)
     if died:
         raise Problem(died)
     same_host = holder.get("host") == socket.gethostname()
@@ -96,15 +96,13 @@ def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | Non
                   "then rerun with --break-lock")
 
 
-def died_unfinished(install_dir: Path) -> str | None:
+def died_unfinished(journal: Journal | None) -> str | None:
     """What to do about a run on this host that died mid-way (its journal still says running)."""
-    journal = Journal.load(install_dir)
     data = journal.data if journal is not None else {}
     if data.get("outcome") != "running" or data.get("host") != socket.gethostname() or holder_alive(data):
         return None
-    stages = data.get("stages") or [{"name": "gate"}]
     return (f"the upgrade run {data.get('run_id')} (pid {data.get('pid')}, ticket {data.get('ticket')}, to "
-            f"{data.get('target')}) died in stage {stages[-1]['name']} without finishing; settle it first with "
+            f"{data.get('target')}) died in stage {journal.last_stage()} without finishing; settle it first with "
             "`pytest suites/upgrade --resume` (it rolls back, or completes a run that had verified the new version)")
 
 

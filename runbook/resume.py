@@ -39,11 +39,6 @@ def unfinished_run(install_dir: Path) -> Journal:
     return journal
 
 
-def last_stage(data: dict) -> str:
-    stages = data.get("stages") or []
-    return stages[-1]["name"] if stages else "gate"
-
-
 def from_unfinished(profile: Profile, client, settings: Settings, journal: Journal) -> Upgrade:
     """The dead run rebuilt from its journal (see :func:`unfinished_run`), to be settled by this process."""
     data = journal.data
@@ -63,7 +58,7 @@ def settle(upgrade: Upgrade) -> RollbackResult | None:
     """Complete a run that had verified the new version (returns None), else roll it back."""
     upgrade.lock.acquire(upgrade.settings.ticket)
     journal = upgrade.journal
-    stage = last_stage(journal.data)
+    stage = journal.last_stage()
     journal.set("resumed", {"by_pid": os.getpid(), "at": now(), "stage": stage})
     upgrade.remove_leftovers()
     if "verify" in journal.completed():  # the new version was up and verified: only the finish is left

@@ -13,7 +13,7 @@ from runbook.upgrade import Upgrade
 
 
 def test_resume_unfinished_run(upgrade: Upgrade, record_property) -> None:
-    stage = resume.last_stage(upgrade.journal.data)
+    stage = upgrade.journal.last_stage()
     record_property("resumed_stage", stage)
     result = resume.settle(upgrade)
     if result is None:
