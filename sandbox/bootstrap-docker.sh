@@ -1,53 +1,73 @@
 #!/usr/bin/env bash
-# Make a Docker engine (>= 25, compose v2 plugin, buildx) answer on this machine.
-# Idempotent: does nothing when an engine already answers with compose v2.
-# Debian bookworm's docker.io has compose v1 only, so the engine comes from trixie,
-# added as an extra apt source pinned at priority 100 (nothing else is pulled from it).
+# Make the Docker engine binaries (compose v2 plugin, buildx) present on this machine and, unless
+# --install-only, a Docker engine answer on the default socket (what `make demo` uses).
+#   bootstrap-docker.sh [--install-only | --simulate]
+# An engine that already answers (Docker >= 20.10 with compose v2) is used as it is. Otherwise the
+# packages come from Debian trixie (bookworm's docker.io has compose v1 only), added as an apt source
+# pinned at 100, and only the packages bookworm lacks are named from trixie: their dependencies
+# (containerd aside, which docker.io 26 needs new) come from bookworm, and sandbox/apt-guarded.sh
+# refuses the install if it would upgrade or remove anything installed.
+# --simulate: add the source if needed and check the exact install, install and start nothing.
 set -euo pipefail
+cd "$(dirname "$0")"
 
 log() { printf '[bootstrap-docker] %s\n' "$*"; }
+fail() { echo "bootstrap-docker: $*" >&2; exit 1; }
+
+mode=${1:-start}
+case "$mode" in start|--install-only|--simulate) ;; *) fail "unknown option $mode; use --install-only or --simulate" ;; esac
 
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/openwatch-sandbox-dockerd.log}
 DEADLINE_S=${DOCKERD_DEADLINE_S:-60}
+PACKAGES=(docker.io/trixie docker-cli/trixie docker-compose/trixie docker-buildx/trixie)
 
 engine_answers() { docker info >/dev/null 2>&1; }
 compose_v2() { docker compose version >/dev/null 2>&1; }
+binaries_present() { command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 && compose_v2; }
+engine_recent() {
+  local version major minor
+  version=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || return 1
+  IFS=. read -r major minor _ <<<"$version"
+  [ "${major:-0}" -gt 20 ] || { [ "${major:-0}" -eq 20 ] && [ "${minor:-0}" -ge 10 ]; }
+}
 
-if engine_answers && compose_v2; then
+if [ "$mode" = start ] && engine_answers && compose_v2; then
+  engine_recent || fail "the engine that answers is Docker $(docker version --format '{{.Server.Version}}'); the suite needs 20.10 or newer"
   log "engine already answers ($(docker version --format '{{.Server.Version}}')), compose $(docker compose version --short)"
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || { echo "bootstrap-docker: run as root (apt-get and dockerd need it)" >&2; exit 1; }
-
 # Mirror and keyring come from the machine's own Debian source, never a hard-coded host.
-debian_source() {
+add_trixie_source() {
   local f=/etc/apt/sources.list.d/debian.sources
-  [ -r "$f" ] || { echo "bootstrap-docker: $f not found; add a Debian deb822 source first" >&2; exit 1; }
-  local uri keyring
-  uri=$(awk '/^URIs:/{print $2; exit}' "$f")
-  keyring=$(awk '/^Signed-By:/{print $2; exit}' "$f")
-  printf '%s %s\n' "$uri" "$keyring"
-}
-
-install_engine() {
-  read -r mirror keyring < <(debian_source)
   local src=/etc/apt/sources.list.d/openwatch-sandbox-trixie.sources
   local pin=/etc/apt/preferences.d/openwatch-sandbox-trixie
-  if [ ! -f "$src" ]; then
-    log "adding trixie apt source from $mirror (pinned at priority 100)"
-    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' "$mirror" "$keyring" >"$src"
-    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$pin"
-  fi
-  log "apt-get update"
+  [ -f "$src" ] && [ -f "$pin" ] && return 0
+  [ -r "$f" ] || fail "$f not found; add a Debian deb822 source first"
+  local mirror keyring
+  mirror=$(awk '/^URIs:/{print $2; exit}' "$f")
+  keyring=$(awk '/^Signed-By:/{print $2; exit}' "$f")
+  log "adding trixie apt source from $mirror (pinned at priority 100: nothing is taken from it unless named)"
+  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$pin"
+  printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' "$mirror" "$keyring" >"$src"
   apt-get update -qq
-  log "installing docker.io docker-compose docker-buildx from trixie"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie docker.io docker-compose docker-buildx >/dev/null
 }
 
-if ! command -v dockerd >/dev/null 2>&1 || ! [ -x /usr/libexec/docker/cli-plugins/docker-compose ]; then
-  install_engine
+if [ "$mode" = --simulate ]; then
+  [ "$(id -u)" = 0 ] || fail "run as root (apt-get needs it)"
+  add_trixie_source
+  exec bash ./apt-guarded.sh --simulate "${PACKAGES[@]}"
 fi
+
+if ! binaries_present; then
+  [ "$(id -u)" = 0 ] || fail "run as root (apt-get and dockerd need it)"
+  add_trixie_source
+  log "installing ${PACKAGES[*]} (only new packages, checked by a simulation first)"
+  bash ./apt-guarded.sh "${PACKAGES[@]}"
+  hash -r
+fi
+compose_v2 || fail "'docker compose' (v2) is missing; install docker-compose from trixie"
+[ "$mode" = --install-only ] && { log "docker $(docker --version | awk '{print $3}' | tr -d ,), compose $(docker compose version --short) present"; exit 0; }
 
 if ! engine_answers; then
   log "starting dockerd (log: $DOCKERD_LOG)"
@@ -63,6 +83,4 @@ if ! engine_answers; then
     exit 1
   fi
 fi
-
-compose_v2 || { echo "bootstrap-docker: 'docker compose' (v2) is missing; install docker-compose from trixie" >&2; exit 1; }
 log "engine $(docker version --format '{{.Server.Version}}') ($(docker info --format '{{.Driver}}') storage), compose $(docker compose version --short)"
