@@ -22,7 +22,8 @@ from pathlib import Path
 from runbook import backup, dbstate
 from runbook.downtime import Prober
 from runbook.shell import run
-from sandbox import installation, releases
+from sandbox import engine as engines
+from sandbox import images, installation, releases
 from sandbox.installation import Installation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +120,7 @@ def backup_throughput(install: Installation, size_mb: int) -> dict:
         started = time.monotonic()
         record = backup.take(install.directory, Path(scratch) / "postgres", "openwatch-db", "openwatch", "bench",
                              restore_into="openwatch_verify_bench")
-        conninfo = {"host": "127.0.0.1", "port": 5432, "user": "openwatch",
+        conninfo = {"host": "127.0.0.1", "port": int(install.env["POSTGRES_PORT"]), "user": "openwatch",
                     "password": install.env["POSTGRES_PASSWORD"]}
         backup.verify(record, "openwatch-db", "openwatch", conninfo, expected, full_restore=True)
         suite_s = time.monotonic() - started
@@ -146,8 +147,28 @@ def main() -> int:
     parser.add_argument("--big-db-mb", type=int, default=1024)
     args = parser.parse_args()
     bench_started = time.monotonic()
+    # An engine of its own, as the tests have: a demo or an operator's OpenWatch on the host's engine
+    # (and its ports 8000/5432) is neither measured nor disturbed.
+    engine = engines.from_environment(default="bench")
+    try:
+        engine.start()
+    except engines.EngineError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    os.environ.pop("DOCKER_CONTEXT", None)
+    os.environ["DOCKER_HOST"] = engine.host
+    try:
+        return measure(args, bench_started)
+    finally:
+        engine.stop()
+
+
+def measure(args: argparse.Namespace, bench_started: float) -> int:
+    engine = engines.from_environment(default="bench")
+    images.ensure_all()
     workdir = Path(tempfile.mkdtemp(prefix="openwatch-bench-"))
-    install = installation.create(workdir / "install", releases.OLDEST.tag)
+    install = installation.create(workdir / "install", releases.OLDEST.tag, ports=engine.ports,
+                                  subnet=engine.install_subnet)
     try:
         install.set_env("OPENWATCH_ENCRYPTION_KEY", "bench-key-0123456789")
         dump = workdir / "baseline.dump"

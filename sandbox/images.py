@@ -22,6 +22,8 @@ IMAGES_DIR = Path(__file__).parent / "images"
 BASE_IMAGE = "openwatch-sandbox/bookworm:base"
 CONTENT_LABEL = "org.openwatch-sandbox.content"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+BASE_TARBALL = Path("/var/cache/openwatch-sandbox/bookworm-minbase.tar")
+APT_GUARDED = Path(__file__).parent / "apt-guarded.sh"
 
 
 @dataclass(frozen=True)
@@ -58,27 +60,37 @@ def debian_mirror(sources: Path = DEBIAN_SOURCES) -> str:
 
 
 def ensure_base() -> None:
-    """Import a minbase bookworm (with python3) as the base image, once."""
+    """Import a minbase bookworm (with python3) as the base image, once per engine.
+
+    The root file system is debootstrapped once per machine and kept as a tarball, so a second engine
+    (the tests' private one beside the host's) imports it in seconds instead of bootstrapping again.
+    """
     if image_exists(BASE_IMAGE):
         return
-    if shutil.which("debootstrap") is None:
-        run(["apt-get", "install", "-y", "-qq", "debootstrap"])
     started = time.monotonic()
-    progress(f"debootstrap bookworm -> {BASE_IMAGE} (about a minute)")
+    if not BASE_TARBALL.exists():
+        bootstrap_base_tarball()
+    with BASE_TARBALL.open("rb") as tarball:
+        imported = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tarball, capture_output=True,
+                                  text=True, timeout=600)
+    if imported.returncode != 0:
+        raise CommandError(["docker", "import", "-", BASE_IMAGE], imported.returncode, imported.stderr)
+    progress(f"{BASE_IMAGE} ready in {time.monotonic() - started:.0f}s")
+
+
+def bootstrap_base_tarball() -> None:
+    if shutil.which("debootstrap") is None:
+        run(["bash", str(APT_GUARDED), "debootstrap"], timeout=600)
+    progress(f"debootstrap bookworm -> {BASE_TARBALL} (about a minute)")
+    BASE_TARBALL.parent.mkdir(parents=True, exist_ok=True)
+    partial = BASE_TARBALL.with_suffix(".partial")
     with tempfile.TemporaryDirectory(prefix="openwatch-base-") as root:
         run(
             ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", root, debian_mirror()],
             timeout=1200,
         )
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        assert tar.stdout is not None
-        imported = subprocess.run(
-            ["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True, text=True
-        )
-        tar.stdout.close()
-        if tar.wait() != 0 or imported.returncode != 0:
-            raise CommandError(["docker", "import", "-", BASE_IMAGE], imported.returncode, imported.stderr)
-    progress(f"{BASE_IMAGE} ready in {time.monotonic() - started:.0f}s")
+        run(["tar", "-C", root, "-c", "-f", str(partial), "."], timeout=600)
+    partial.rename(BASE_TARBALL)
 
 
 def folder_digest(folder: Path) -> str:

@@ -190,8 +190,11 @@ def parse_env_text(text: str) -> dict[str, str]:
             for name, value in envfile.parse_env(text).items()}
 
 
-def render_env(example: str, ports: Ports) -> str:
-    """``.env`` from a release's ``.env.example``: placeholders become generated secrets."""
+def render_env(example: str, ports: Ports, subnet: str | None = None) -> str:
+    """``.env`` from a release's ``.env.example``: placeholders become generated secrets.
+
+    ``subnet`` sets ``OPENWATCH_SUBNET`` (the compose network's), for a sandbox beside another one.
+    """
     overrides = {"POSTGRES_PORT": str(ports.postgres), "BACKEND_PORT": str(ports.backend),
                  "FRONTEND_PORT": str(ports.frontend)}
     lines = []
@@ -203,12 +206,15 @@ def render_env(example: str, ports: Ports) -> str:
             value = overrides.get(key, value)
             line = f"{key}={value}"
         lines.append(line)
+    if subnet is not None:
+        lines += ["", "# The compose network's subnet (this sandbox runs beside another installation)",
+                  f"OPENWATCH_SUBNET={subnet}"]
     lines += ["", "# Audit account used by the post-flight login check",
               f"OPENWATCH_AUDIT_USER={AUDIT_USER}", f"OPENWATCH_AUDIT_PASSWORD={secrets.token_urlsafe(18)}"]
     return "\n".join(lines) + "\n"
 
 
-def create(directory: Path, tag: str = releases.OLDEST.tag, *, ports: Ports = Ports(),
+def create(directory: Path, tag: str = releases.OLDEST.tag, *, ports: Ports = Ports(), subnet: str | None = None,
            seed_size: SeedSize = SeedSize(), origin: Path | None = None) -> Installation:
     """A fresh, seeded, healthy installation of ``tag`` in ``directory`` (which must not exist)."""
     if tag not in releases.BY_TAG:
@@ -223,7 +229,7 @@ def create(directory: Path, tag: str = releases.OLDEST.tag, *, ports: Ports = Po
     install = Installation(directory)
     install.git("checkout", "--quiet", "--detach", tag)
     env_file = directory / ".env"
-    env_file.write_text(render_env((directory / ".env.example").read_text(), ports))
+    env_file.write_text(render_env((directory / ".env.example").read_text(), ports, subnet))
     env_file.chmod(0o600)
     (directory / "backups" / "postgres").mkdir(parents=True)
     progress(f"{directory}: building {tag}")

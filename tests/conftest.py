@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from runbook.shell import progress
+from sandbox import engine as engines
 from sandbox import images, installation, releases
-from runbook.shell import run
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -17,13 +19,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> None:
-    if run(["docker", "info"], check=False).returncode != 0:
-        pytest.fail("no Docker engine answers; run `bash sandbox/bootstrap-docker.sh` (or `make test`)", pytrace=False)
-    clashing = run(["docker", "ps", "-a", "--filter", "name=^openwatch-", "--format", "{{.Names}}"]).stdout.split()
-    if clashing:
-        pytest.fail(f"OpenWatch containers already exist ({', '.join(clashing)}); the sandbox uses fixed container "
-                    "names, so stop that installation first (`make demo-down`)", pytrace=False)
+def docker_engine() -> Iterator[engines.PrivateEngine]:
+    """The tests' own Docker engine, started for this run and stopped after it.
+
+    Everything the tests start (sandboxes, suite runs, compose, the SDK) goes there through
+    ``DOCKER_HOST``, so an installation on the host's engine is neither seen nor touched.
+    """
+    engine = engines.from_environment()
+    try:
+        engine.start()
+    except engines.EngineError as error:
+        pytest.fail(str(error), pytrace=False)
+    saved = {key: os.environ.get(key) for key in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    os.environ.pop("DOCKER_CONTEXT", None)
+    os.environ["DOCKER_HOST"] = engine.host
+    try:
+        left = engine.remove_leftovers()
+        if left:
+            progress(f"removed containers an interrupted earlier run left in the private engine: {', '.join(left)}")
+        yield engine
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        engine.stop()
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +55,12 @@ def sandbox_ready(docker_engine: None) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sandbox(sandbox_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[installation.Installation]:
+def sandbox(sandbox_ready: Path, docker_engine: engines.PrivateEngine,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[installation.Installation]:
     """A seeded, healthy installation at the oldest release, destroyed after the module."""
     directory = tmp_path_factory.mktemp("openwatch") / "install"
-    install = installation.create(directory, releases.OLDEST.tag, origin=sandbox_ready)
+    install = installation.create(directory, releases.OLDEST.tag, origin=sandbox_ready, ports=docker_engine.ports,
+                                  subnet=docker_engine.install_subnet)
     try:
         yield install
     finally:

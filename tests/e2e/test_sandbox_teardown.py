@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox import installation, releases
+from sandbox.engine import PrivateEngine
 from sandbox.seed import SeedSize
 from runbook.shell import run
 
@@ -16,9 +17,10 @@ def docker_inventory() -> dict[str, set[str]]:
     }
 
 
-def test_destroy_leaves_nothing_behind(sandbox_ready: Path, tmp_path: Path) -> None:
+def test_destroy_leaves_nothing_behind(sandbox_ready: Path, docker_engine: PrivateEngine, tmp_path: Path) -> None:
     before = docker_inventory()
     install = installation.create(tmp_path / "install", releases.OLDEST.tag, origin=sandbox_ready,
+                                  ports=docker_engine.ports, subnet=docker_engine.install_subnet,
                                   seed_size=SeedSize(users=3, hosts=4, scans=4, results_per_scan=1))
     during = docker_inventory()
     assert during["containers"] - before["containers"] == set(installation.CONTAINERS)

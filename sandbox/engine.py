@@ -1,0 +1,256 @@
+"""A private Docker engine for the project's own tests and benchmarks.
+
+The tests must never see, touch or be blocked by an OpenWatch installation on the host's engine
+(an operator's, or the one ``make demo`` leaves running). So they start a ``dockerd`` of their own,
+with its own socket, data-root, exec-root, pid file, bridge and subnets, and every Docker call of the
+process and of its children goes there through ``DOCKER_HOST``. Sandbox installations in it publish
+ports of their own (a real OpenWatch has 8000, 3000 and 5432) and use a compose subnet of their own.
+
+The data-root is kept between runs (images are built once per machine, not once per run); the
+daemon itself is started for a run and stopped after it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import signal
+import subprocess
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbook.shell import progress, run
+from sandbox.installation import Ports
+
+STATE_ROOT = Path("/var/lib/openwatch-suite-engines")
+RUN_ROOT = Path("/run/openwatch-suite-engines")
+NAME_PATTERN = re.compile(r"^[a-z0-9]{1,8}$")
+SLOTS = 32
+START_DEADLINE_S = 60.0
+STOP_DEADLINE_S = 30.0
+
+
+class EngineError(RuntimeError):
+    """The private engine cannot be started or stopped; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PrivateEngine:
+    """One private ``dockerd``, named; its addresses and ports follow from the name's slot."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            raise EngineError(f"engine name {self.name!r}: use 1-8 lower-case letters or digits")
+
+    @property
+    def slot(self) -> int:
+        return zlib.crc32(self.name.encode()) % SLOTS
+
+    @property
+    def bridge(self) -> str:
+        return f"owe-{self.name}"
+
+    @property
+    def bridge_network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"10.213.{self.slot}.0/24")
+
+    @property
+    def address_pool(self) -> ipaddress.IPv4Network:
+        """Where compose networks without a subnet of their own get theirs (a /20 cut into /24s)."""
+        return ipaddress.IPv4Network(f"10.214.{self.slot * 16 % 256}.0/20")
+
+    @property
+    def install_subnet(self) -> str:
+        """``OPENWATCH_SUBNET`` of a sandbox installation in this engine (never the default 172.28.240.0/24)."""
+        return f"10.212.{self.slot}.0/24"
+
+    @property
+    def ports(self) -> Ports:
+        """Published ports of a sandbox in this engine, clear of a real OpenWatch's 5432/8000/3000."""
+        base = 20000 + self.slot * 10
+        return Ports(postgres=base + 2, backend=base, frontend=base + 1)
+
+    @property
+    def data_root(self) -> Path:
+        return STATE_ROOT / self.name
+
+    @property
+    def run_dir(self) -> Path:
+        return RUN_ROOT / self.name
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / "dockerd.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.data_root.with_suffix(".log")
+
+    def env(self) -> dict[str, str]:
+        """The environment that sends ``docker``, compose and the SDK to this engine."""
+        environ = {key: value for key, value in os.environ.items() if key not in ("DOCKER_CONTEXT", "DOCKER_CONFIG")}
+        environ["DOCKER_HOST"] = self.host
+        return environ
+
+    def answers(self) -> bool:
+        return run(["docker", "--host", self.host, "version", "--format", "{{.Server.Version}}"],
+                   check=False, timeout=10).returncode == 0
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def start(self) -> None:
+        """Start the daemon; refuse if another run already has this engine up."""
+        pid = self.running_pid()
+        if pid is not None:
+            raise EngineError(f"the private engine {self.name!r} is already running (dockerd pid {pid}): another test "
+                              f"run uses it; wait for it, or set OPENWATCH_TEST_ENGINE=<other name> to run beside it")
+        self._check_addresses_free()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        self._create_bridge()
+        self._open_firewall()
+        started = time.monotonic()
+        command = [
+            "dockerd",
+            "--host", self.host,
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.run_dir / "exec"),
+            "--pidfile", str(self.pidfile),
+            "--bridge", self.bridge,
+            "--default-address-pool", f"base={self.address_pool},size=24",
+            # A second dockerd with iptables on flushes the DOCKER and isolation chains the host's engine
+            # relies on (seen here: an operator's published-port and isolation rules gone). So this
+            # engine programs no firewall at all; published ports go through docker-proxy, and the
+            # few rules its own networks need live in a chain of its own (see _open_firewall).
+            "--iptables=false", "--ip-masq=false",
+            # The engine's own /etc/docker/daemon.json (an operator's settings) is not ours to read.
+            "--config-file", str(self._empty_config()),
+        ]
+        with self.log.open("ab") as log:
+            # A session of its own: a Ctrl-C in the test terminal must not kill the engine under a rollback.
+            subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = started + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.answers():
+                progress(f"private Docker engine {self.name!r} up in {time.monotonic() - started:.1f}s "
+                         f"({self.host}, bridge {self.bridge} {self.bridge_network})")
+                return
+            time.sleep(0.2)
+        tail = self.log.read_text(errors="replace").splitlines()[-5:]
+        self.stop()
+        raise EngineError(f"the private engine {self.name!r} did not answer within {START_DEADLINE_S:.0f}s; "
+                          f"see {self.log}: {' | '.join(tail)}")
+
+    def stop(self) -> None:
+        """Stop the daemon (its containers with it) and remove its bridge; the data-root stays."""
+        pid = self.running_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_DEADLINE_S
+            while time.monotonic() < deadline and self.running_pid() is not None:
+                time.sleep(0.2)
+            if self.running_pid() is not None:
+                os.kill(pid, signal.SIGKILL)
+        if run(["ip", "link", "show", self.bridge], check=False).returncode == 0:
+            run(["ip", "link", "delete", self.bridge])
+        self._close_firewall()
+
+    def remove_leftovers(self) -> list[str]:
+        """Containers a killed earlier run left in this engine (never anything on another engine)."""
+        docker = ["docker", "--host", self.host]
+        names = run([*docker, "ps", "--all", "--format", "{{.Names}}"]).stdout.split()
+        if names:
+            run([*docker, "rm", "--force", "--volumes", *names])
+        run([*docker, "volume", "prune", "--all", "--force"])
+        run([*docker, "network", "prune", "--force"])
+        return names
+
+    def _empty_config(self) -> Path:
+        path = self.run_dir / "daemon.json"
+        path.write_text("{}\n")
+        return path
+
+    def _create_bridge(self) -> None:
+        if run(["ip", "link", "show", self.bridge], check=False).returncode != 0:
+            run(["ip", "link", "add", self.bridge, "type", "bridge"])
+            run(["ip", "address", "add", f"{self.bridge_network[1]}/{self.bridge_network.prefixlen}",
+                 "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        return (self.bridge_network, self.address_pool, ipaddress.IPv4Network(self.install_subnet))
+
+    @property
+    def chain(self) -> str:
+        return f"OPENWATCH-TESTS-{self.name.upper()}"
+
+    def _firewall_rules(self) -> list[tuple[str, str, list[str]]]:
+        """(table, chain, rule): accept forwarding to and from this engine's networks (a host engine sets
+        FORWARD to DROP), and masquerade what leaves them (image builds fetch Debian packages)."""
+        rules: list[tuple[str, str, list[str]]] = []
+        for network in self.networks:
+            rules.append(("filter", self.chain, ["-s", str(network), "-j", "ACCEPT"]))
+            rules.append(("filter", self.chain, ["-d", str(network), "-j", "ACCEPT"]))
+            rules.append(("nat", self.chain, ["-s", str(network), "!", "-d", str(network), "-j", "MASQUERADE"]))
+        return rules
+
+    def _open_firewall(self) -> None:
+        self._close_firewall()
+        for table, hook in (("filter", "FORWARD"), ("nat", "POSTROUTING")):
+            run(["iptables", "-t", table, "-N", self.chain])
+            run(["iptables", "-t", table, "-I", hook, "1", "-j", self.chain])
+        for table, chain, rule in self._firewall_rules():
+            run(["iptables", "-t", table, "-A", chain, *rule])
+        # Docker enables forwarding when it starts with iptables; this engine has to do it itself.
+        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+
+    def _close_firewall(self) -> None:
+        """Remove this engine's chains (also those a killed earlier run left); nothing else is touched."""
+        for table, hook in (("filter", "FORWARD"), ("nat", "POSTROUTING")):
+            for _ in range(10):  # one jump per start; more only if several runs were killed in a row
+                if run(["iptables", "-t", table, "-D", hook, "-j", self.chain], check=False).returncode != 0:
+                    break
+            if run(["iptables", "-t", table, "-F", self.chain], check=False).returncode == 0:
+                run(["iptables", "-t", table, "-X", self.chain])
+
+    def _check_addresses_free(self) -> None:
+        """Refuse to start on addresses the host already routes elsewhere (another engine or a VPN)."""
+        ours = self.networks
+        routes = run(["ip", "-4", "-o", "route", "show"]).stdout.splitlines()
+        for line in routes:
+            destination, _, rest = line.partition(" ")
+            if destination == "default" or f"dev {self.bridge} " in f"{rest} ":
+                continue
+            try:
+                routed = ipaddress.IPv4Network(destination, strict=False)
+            except ValueError:
+                continue
+            clash = next((network for network in ours if network.overlaps(routed)), None)
+            if clash is not None:
+                raise EngineError(f"the private engine {self.name!r} needs {clash}, but the host routes {routed} "
+                                  f"({line.strip()}); set OPENWATCH_TEST_ENGINE=<other name> to use other addresses")
+
+
+def from_environment(default: str = "tests") -> PrivateEngine:
+    return PrivateEngine(os.environ.get("OPENWATCH_TEST_ENGINE", default))
