@@ -12,6 +12,7 @@ A run started with SIGHUP ignored (``nohup``) keeps it ignored.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -55,9 +56,13 @@ def _hung_up(config: pytest.Config, signum: int, frame: object) -> None:
                     config.stash[BUNDLE_KEY].log)
     config.stash[HANGUP_KEY] = hangup
     during = f" during stage {hangup.stage}" if hangup.stage else ""
-    redirect(config.stash[STREAMS_KEY], hangup.log,
-             f"\n{hangup.at} SIGHUP: the terminal hung up{during}; the run goes on to its end, output continues here\n")
-    config.get_terminal_writer().hasmarkup = False  # a file to read with less or grep: no colour codes
+    banner = f"\n{hangup.at} SIGHUP: the terminal hung up{during}; the run goes on to its end, output continues here\n"
+    try:
+        redirect(config.stash[STREAMS_KEY], hangup.log, banner)
+    except OSError:  # an exception here would break off whatever the run was doing: lose the output instead
+        redirect(config.stash[STREAMS_KEY], Path(os.devnull), banner)
+    if config.pluginmanager.has_plugin("terminalreporter"):
+        config.get_terminal_writer().hasmarkup = False  # a file to read with less or grep: no colour codes
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
