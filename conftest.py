@@ -9,6 +9,7 @@ pytest_plugins = (
     "plugins.rollback",
     "plugins.downtime",
     "plugins.bundle",
+    "plugins.hangup",
     # For the project's own tests, which run the suites in pytester sessions; only adds fixtures.
     "pytester",
 )

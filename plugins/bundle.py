@@ -31,6 +31,7 @@ class Bundle:
     html: Path
     junit: Path
     json: Path
+    log: Path  # the run's output after a terminal hang-up (plugins/hangup.py); absent without one
 
 
 BUNDLE_KEY = pytest.StashKey[Bundle]()
@@ -71,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.option.xmlpath:
         config.option.xmlpath = str(folder / f"{stem}.xml")
     config.stash[BUNDLE_KEY] = Bundle(suite, Path(config.option.htmlpath), Path(config.option.xmlpath),
-                                      folder / f"{stem}.json")
+                                      folder / f"{stem}.json", folder / f"{stem}.log")
     config.stash[RESULTS_KEY] = []
     config.pluginmanager.register(ResultCollector(config.stash[RESULTS_KEY]), "openwatch-bundle-results")
 
@@ -136,7 +137,8 @@ def summary(config: pytest.Config, exitstatus: int) -> dict:
         "revision_before": before.get("revision"), "revision_after": after.get("revision"),
         "backup": journal.get("backup"), "downtime": journal.get("downtime"), "stages": journal.get("stages", []),
         "rollback": journal.get("rollback"), "tests": tests,
-        "artifacts": {"html": str(bundle.html), "junit": str(bundle.junit), "json": str(bundle.json)},
+        "artifacts": {"html": str(bundle.html), "junit": str(bundle.junit), "json": str(bundle.json),
+                      "log": str(bundle.log) if bundle.log.exists() else None},
     }
 
 
@@ -154,4 +156,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     bundle = config.stash.get(BUNDLE_KEY, None)
     if bundle is not None:
-        terminalreporter.write_line(f"report bundle: {bundle.html} | {bundle.junit} | {bundle.json}")
+        log = f" | {bundle.log}" if bundle.log.exists() else ""
+        terminalreporter.write_line(f"report bundle: {bundle.html} | {bundle.junit} | {bundle.json}{log}")

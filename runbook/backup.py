@@ -16,7 +16,7 @@ import psycopg
 
 from runbook import dbstate
 from runbook.errors import Problem
-from runbook.shell import CommandError, run
+from runbook.shell import OWN_GROUP, CommandError, run
 
 CHUNK = 1 << 20
 CONFIG_FILES = (".env", "docker-compose.yml", "docker-compose.prod.yml")
@@ -47,7 +47,7 @@ class _Restorer:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(["docker", "exec", "-i", container, "pg_restore", "-U", user, "-d", database,
                                       "--no-owner", "--exit-on-error"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log, **OWN_GROUP)
         self.broken = False
 
     def feed(self, chunk: bytes) -> None:
@@ -81,7 +81,8 @@ def dump_database(container: str, user: str, destination: Path,
     digest, size = hashlib.sha256(), 0
     partial = destination.with_suffix(".partial")
     argv = ["docker", "exec", container, "pg_dump", "-U", user, "-d", DB, "-Fc"]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          **OWN_GROUP) as proc:
         assert proc.stdout is not None
         try:
             with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
@@ -164,7 +165,7 @@ def sha256_of(path: Path) -> str:
 def _pg_restore(container: str, user: str, dump: Path, *args: str) -> subprocess.CompletedProcess:
     with dump.open("rb") as source:
         return subprocess.run(["docker", "exec", "-i", container, "pg_restore", "-U", user, *args],
-                              stdin=source, capture_output=True, timeout=3600)
+                              stdin=source, capture_output=True, timeout=3600, **OWN_GROUP)
 
 
 def psql(container: str, user: str, sql: str) -> None:

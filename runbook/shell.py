@@ -9,6 +9,12 @@ from pathlib import Path
 
 
 PROGRESS_LOG = logging.getLogger("openwatch.progress")
+# Every command runs in its own process group. The signals a terminal sends its foreground group
+# (SIGHUP when the SSH session drops, SIGINT on Ctrl-C) then reach only the run, which decides what
+# happens to a command in flight: it kills it when interrupted, lets it finish after a hang-up
+# (plugins/hangup.py). Such a command must not read the terminal (a background group that does is
+# stopped), so its stdin is /dev/null unless it is given input.
+OWN_GROUP = {"process_group": 0}
 
 
 class CommandError(RuntimeError):
@@ -34,7 +40,8 @@ def run(
     """Run ``argv`` capturing text output; raise :class:`CommandError` when ``check`` fails."""
     __tracebackhide__ = True
     proc = subprocess.run(
-        list(argv), cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+        list(argv), cwd=cwd, env=env, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=timeout, **OWN_GROUP,
     )
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)

@@ -22,6 +22,7 @@ from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.seed import SeedSize
 from tests.sandbox_state import journal, snapshot
+from tests.sessions import TerminalSession, kill_session, wait_ended
 from tests.suite_runner import ROOT, run_suite
 
 JOURNAL = Path(".openwatch-upgrade") / "journal.json"
@@ -37,15 +38,19 @@ def start_upgrade(install: Installation, reports: Path, *extra: str, target: str
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
+def stage_is(install: Installation, stage: str, status: str = "running") -> bool:
+    try:
+        stages = json.loads((install.directory / JOURNAL).read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        stages = []
+    return any(entry["name"] == stage and entry["status"] == status for entry in stages)
+
+
 def wait_for_stage(install: Installation, proc: subprocess.Popen, stage: str, status: str = "running") -> bool:
     """Poll the journal until ``stage`` has ``status`` (the migrate stage can last under a second)."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            stages = json.loads((install.directory / JOURNAL).read_text())["stages"]
-        except (OSError, ValueError, KeyError):
-            stages = []
-        if any(entry["name"] == stage and entry["status"] == status for entry in stages):
+        if stage_is(install, stage, status):
             return True
         time.sleep(0.005)
     return False
@@ -106,7 +111,7 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
     proc = start_upgrade(baseline, tmp_path / "killed", "--ticket", "CHG-KILLED", target=target,
                          start_new_session=True)
     assert wait_for_stage(baseline, proc, stage, status), proc.communicate()[0]
-    os.killpg(proc.pid, signal.SIGKILL)  # power loss for the whole process tree; containers carry on
+    kill_session(proc.pid)  # power loss for the whole process tree; containers carry on
     proc.communicate(timeout=60)
     dead = journal(baseline)
     assert dead["outcome"] == "running" and dead["stages"][-1]["name"] == stage
@@ -135,12 +140,48 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
     assert f"ERROR: --resume: the last upgrade run ended '{settled['outcome']}'; there is nothing to resume" in again.output
 
 
+@pytest.mark.parametrize(("stage", "in_flight"), [
+    ("migrate", "alembic -c"),  # `compose run ... backend alembic -c <ini> upgrade head`
+    ("start", " up --detach"),  # `compose up --detach ... --wait`
+])
+def test_terminal_hang_up_mid_stage_the_run_still_upgrades(baseline: Installation, tmp_path: Path,
+                                                           stage: str, in_flight: str) -> None:
+    """The operator's SSH session drops while a stage's command runs: the run and that command go
+    on, the upgrade completes by itself, and what the run printed after the hang-up is in the log."""
+    reports = tmp_path / "reports"
+    session = TerminalSession.start(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "upgrade"), "--install-dir", str(baseline.directory),
+         "--target", "v0.2.0", f"--reports-dir={reports}", "-p", "no:cacheprovider"], ROOT)
+    try:
+        assert session.wait_until(lambda: stage_is(baseline, stage) and any(
+            in_flight in line for line in _command_lines().values()), 900), session.text()[-3000:]
+        run_pid = journal(baseline)["pid"]
+        session.hang_up()
+        assert wait_ended(run_pid, 900)
+    finally:
+        session.close()
+    summaries = sorted(reports.glob("*.json"))
+    assert summaries, f"the run died with its terminal; the journal says {journal(baseline)['outcome']}"
+    summary = json.loads(summaries[0].read_text())
+    assert journal(baseline)["outcome"] == "UPGRADED" == summary["outcome"], summary["stages"]
+    assert summary["exit_status"] == 0
+    assert baseline.version == "0.2.0" == baseline.health().json()["version"]
+    assert baseline.health().json()["status"] == "healthy"
+    assert not (baseline.directory / LOCK).exists()
+    log = Path(summary["artifacts"]["log"]).read_text()
+    assert f"SIGHUP: the terminal hung up during stage {stage}; the run goes on to its end" in log
+    assert "stage verify: post-flight checks" in log and "UPGRADED 0.1.0 -> v0.2.0" in log, log[-3000:]
+    assert f"report bundle: {summary['artifacts']['html']}" in log
+    assert "UPGRADED" not in session.text()
+    assert Path(summary["artifacts"]["html"]).stat().st_size > 10_000
+
+
 def test_killed_after_verifying_the_new_version_resume_completes_it(pytester: pytest.Pytester,
                                                                    baseline: Installation, tmp_path: Path) -> None:
     proc = start_upgrade(baseline, tmp_path / "killed", "-p", "tests.fault_injection",
                          "--inject-pause-before", "finish", start_new_session=True)
     assert wait_for_stage(baseline, proc, "verify", "passed"), proc.communicate()[0]
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_session(proc.pid)
     proc.communicate(timeout=60)
     assert journal(baseline)["outcome"] == "running" and (baseline.directory / LOCK).exists()
     resumed = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--resume")
