@@ -48,7 +48,12 @@ OUTCOMES_KEY = pytest.StashKey[dict[str, dict[str, str]]]()
 SELECTING_OPTIONS = (("keyword", "-k"), ("markexpr", "-m"), ("deselect", "--deselect"), ("ignore", "--ignore"),
                      ("ignore_glob", "--ignore-glob"), ("lf", "--lf"), ("failedfirst", "--ff"), ("newfirst", "--nf"),
                      ("stepwise", "--sw"), ("stepwise_skip", "--sw-skip"))
-REQUIRED_PLUGIN = "dependency"
+# Plugins an upgrade run cannot do without, and why (``-p no:NAME`` would silently drop them).
+REQUIRED_PLUGINS = {
+    "dependency": "the upgrade stages depend on each other through pytest-dependency (after a failed stage the "
+                  "later ones must be skipped); do not disable it",
+    "plugins.rollback": "a failed stage is rolled back by it; to leave a failure as it is, pass --no-rollback instead",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -77,10 +82,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def plugin_problem(config: pytest.Config) -> str | None:
-    if config.pluginmanager.has_plugin(REQUIRED_PLUGIN):
-        return None
-    return (f"-p no:{REQUIRED_PLUGIN}: the upgrade stages depend on each other through pytest-dependency "
-            "(after a failed stage the later ones must be skipped); do not disable it")
+    blocked = next((name for name in REQUIRED_PLUGINS if config.pluginmanager.is_blocked(name)), None)
+    return f"-p no:{blocked}: {REQUIRED_PLUGINS[blocked]}" if blocked else None
 
 
 @pytest.hookimpl(wrapper=True)

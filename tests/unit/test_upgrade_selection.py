@@ -70,10 +70,13 @@ def test_last_failed_and_failed_first_are_refused(pytester: pytest.Pytester, opt
                               f"run `pytest suites/upgrade` without {option}"])
 
 
-def test_disabling_pytest_dependency_is_refused(pytester: pytest.Pytester) -> None:
-    error = upgrade(pytester, "--target", "v0.2.1", "-p", "no:dependency")
-    assert error == ("ERROR: -p no:dependency: the upgrade stages depend on each other through pytest-dependency "
-                     "(after a failed stage the later ones must be skipped); do not disable it")
+@pytest.mark.parametrize(("plugin", "why"), [
+    ("dependency", "the upgrade stages depend on each other through pytest-dependency (after a failed stage the later "
+                   "ones must be skipped); do not disable it"),
+    ("plugins.rollback", "a failed stage is rolled back by it; to leave a failure as it is, pass --no-rollback instead"),
+])
+def test_disabling_a_plugin_the_upgrade_needs_is_refused(pytester: pytest.Pytester, plugin: str, why: str) -> None:
+    assert upgrade(pytester, "--target", "v0.2.1", "-p", f"no:{plugin}") == f"ERROR: -p no:{plugin}: {why}"
 
 
 @pytest.mark.parametrize("args", [["--target", "v0.2.1"], ["--target", "v0.2.1", "-m", "not slow"],
