@@ -4,6 +4,7 @@ pytest_plugins = (
     "plugins.options",
     "plugins.fixtures",
     "plugins.checks",
+    "plugins.gate",
     "plugins.redaction",
     "plugins.report",
     "plugins.rollback",

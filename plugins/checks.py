@@ -14,6 +14,10 @@ from runbook.redaction import Redactor
 from runbook.shell import CommandError
 
 
+class NotApplicableSkip(pytest.skip.Exception):
+    """The skip of a check that does not apply to this installation (the gate accepts these)."""
+
+
 @contextmanager
 def as_check(redactor: Redactor | None = None) -> Iterator[None]:
     __tracebackhide__ = True
@@ -24,7 +28,7 @@ def as_check(redactor: Redactor | None = None) -> Iterator[None]:
     except (Problem, CommandError) as error:
         raise pytest.fail.Exception(redact(str(error)), pytrace=False) from None
     except NotApplicable as reason:
-        raise pytest.skip.Exception(redact(str(reason))) from None
+        raise NotApplicableSkip(redact(str(reason))) from None
 
 
 @pytest.hookimpl(wrapper=True)

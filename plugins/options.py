@@ -75,12 +75,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def load_profile(config: pytest.Config) -> Profile:
     if config.getoption("runtime") != "docker":
         raise pytest.UsageError(f"--runtime {config.getoption('runtime')} is not supported yet; use --runtime docker")
+    upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
+                      or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
+    # First of all: while another run is at work, the installation (even its VERSION) is in its hands.
+    held = release_checks.live_holder(config.getoption("install_dir")) if upgrade_run else None
+    if held:
+        raise pytest.UsageError(held)
     try:
         docker.from_env(timeout=10).ping()
     except docker.errors.DockerException:
         raise pytest.UsageError("the Docker engine is not running; start dockerd (or `bash sandbox/bootstrap-docker.sh`)") from None
-    upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
-                      or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
     try:  # an audit reports what a missing secret breaks; an upgrade must not start without it
         profile = profiles.load(config.getoption("install_dir"), tuple(config.getoption("compose_file")),
                                 use_prod_overlay=config.getoption("prod"), require_secrets=upgrade_run)

@@ -40,26 +40,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "if it had verified the new version")
 
 
-# Runs of their own: the option that selects each, and its only test.
-OWN_RUNS = {"rollback_to": "test_rollback_to_recorded_release", "resume": "test_resume_unfinished_run"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A --rollback-to or --resume run runs only its own test; an upgrade run runs neither."""
-    wanted = next((test for option, test in OWN_RUNS.items() if config.getoption(option)), None)
-
-    def kept(item: pytest.Item) -> bool:
-        if "/suites/upgrade/" not in str(item.path):
-            return True
-        name = getattr(item, "originalname", item.name)
-        return name == wanted if wanted else name not in OWN_RUNS.values()
-
-    keep = [item for item in items if kept(item)]
-    if len(keep) != len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
-        items[:] = keep
-
-
 def _stage(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("upgrade_stage")
     return marker.args[0] if marker else None

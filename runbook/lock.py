@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runbook.errors import Problem
 from runbook.journal import now
-from runbook.release_checks import LOCK_FILE
+from runbook.release_checks import LOCK_FILE, held_by, lock_holder
 
 
 class RunLock:
@@ -24,8 +24,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = self.path.read_text() or "unknown holder"
-            raise Problem(f"another upgrade run holds {self.path} ({holder}); wait for it to finish") from None
+            raise Problem(held_by(self.path.parent, lock_holder(self.path.parent) or {})) from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": now(),
                                  "ticket": ticket}).encode())

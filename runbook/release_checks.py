@@ -31,9 +31,11 @@ def target_newer(install_dir: Path, target: str | None, current_version: str) ->
     wanted, current = versions.parse(target), versions.parse(current_version)
     if wanted is None or current is None:
         raise Problem(f"cannot compare {target} with the installed {current_version}; use vMAJOR.MINOR.PATCH tags")
-    if wanted <= current:
-        raise Problem(f"{target} is not newer than the installed {current_version}; "
-                      f"to go back, use a rollback (`pytest suites/upgrade --rollback-to {target}`)")
+    if wanted == current:
+        raise Problem(f"the installation is already at {current_version} ({target}); there is nothing to upgrade")
+    if wanted < current:
+        raise Problem(f"{target} is older than the installed {current_version}; to go back to it, use a rollback "
+                      f"(`pytest suites/upgrade --rollback-to {target}`)")
     return target
 
 
@@ -73,6 +75,26 @@ def lock_holder(install_dir: Path) -> dict | None:
         return {"pid": None, "host": "?", "started": "?", "ticket": "?"}
 
 
+def live_holder(install_dir: Path) -> str | None:
+    """Who holds the upgrade lock, when a live run on this host does (see :func:`held_by`)."""
+    holder = lock_holder(install_dir)
+    return held_by(install_dir, holder) if holder is not None and holder_alive(holder) else None
+
+
+def held_by(install_dir: Path, holder: dict) -> str:
+    """The refusal that names a lock holder: pid, host, ticket, the stage its journal is at, and since when."""
+    journal = Journal.load(install_dir)
+    data = journal.data if journal is not None else {}
+    if data.get("outcome") == "running" and data.get("pid") == holder.get("pid"):
+        stage = journal.last_stage()
+    elif (data.get("resumed") or {}).get("by_pid") == holder.get("pid"):
+        stage = f"--resume of {journal.last_stage()}"
+    else:  # it has not written its journal yet, or it is a --rollback-to run, which keeps the upgrade's
+        stage = "unknown"
+    return (f"another upgrade run holds {install_dir / LOCK_FILE} (pid {holder.get('pid')}, host {holder.get('host')}, "
+            f"ticket {holder.get('ticket')}, stage {stage}, since {holder.get('started')}); wait for it to finish")
+
+
 def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | None:
     """Refuses while another run holds the lock. A lock whose holder is gone (or on another host,
     where this host cannot tell) is reported and only taken over with ``break_lock``; the OS lock
@@ -84,7 +106,7 @@ def no_upgrade_running(install_dir: Path, break_lock: bool = False) -> str | Non
     holder = holder or {key: journal.data.get(key) for key in ("pid", "host", "started", "ticket")}
     who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}, ticket {holder.get('ticket')}"
     if holder_alive(holder):
-        raise Problem(f"another upgrade run is in progress ({who}); wait for it to finish")
+        raise Problem(held_by(install_dir, holder))
     died = died_unfinished(journal)
     if died:
         raise Problem(died)

@@ -126,7 +126,8 @@ class Upgrade:
         return seconds
 
     def stage_gate(self) -> None:
-        """Nothing to do: the pre-flight tests ran before this stage; the plugin judges them."""
+        """Nothing to do here: the suite lets this stage run only once plugins/gate.py has found that
+        every pre-flight check ran in this session and passed."""
 
     def stage_lock_and_record(self) -> None:
         self.lock.acquire(self.settings.ticket)

@@ -1,13 +1,29 @@
-"""The upgrade run: one :class:`Upgrade` for the session, known to the rollback plugin."""
+"""The upgrade run: what the suite consists of (for plugins/gate.py), and one :class:`Upgrade` for
+the session, known to the rollback plugin."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from plugins.gate import PLAN_KEY, SuitePlan
 from plugins.keys import UPGRADE_KEY
 from runbook import resume, rollback
 from runbook.journal import Journal
-from runbook.upgrade import Settings, Upgrade
+from runbook.upgrade import STAGES, Settings, Upgrade
+from suites.preflight import test_preflight
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[PLAN_KEY] = SuitePlan(
+        directory=Path(__file__).parent,
+        # test_00_preflight_gate.py re-uses every one of them; test_10_stages.py ids each stage by its name.
+        preflight_checks=tuple(name for name, check in vars(test_preflight).items()
+                               if name.startswith("test_") and callable(check)),
+        stages=tuple(f"test_stage[{stage.name}]" for stage in STAGES),
+        own_runs={"rollback_to": "test_rollback_to_recorded_release", "resume": "test_resume_unfinished_run"},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -177,7 +177,7 @@ def test_stale_lock_of_a_dead_run(pytester: pytest.Pytester, restore: Installati
 @pytest.mark.parametrize(("args", "message"), [
     (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: tag v0.2.0;rm -rf / does not exist in origin"),
     (["--target", "../../etc/passwd"], "ERROR: --target: tag ../../etc/passwd does not exist in origin"),
-    (["--target", "v0.1.0"], "ERROR: --target: v0.1.0 is not newer than the installed 0.1.0; to go back, use a rollback"),
+    (["--target", "v0.1.0"], "ERROR: --target: the installation is already at 0.1.0 (v0.1.0); there is nothing to upgrade"),
     (["--target", "v0.2.7"], "ERROR: --target: tag v0.2.7 does not exist in origin (nearest: v0.2.1, v0.2.0"),
     (["--runtime", "podman"], "ERROR: --runtime podman is not supported yet; use --runtime docker"),
 ])

@@ -3,6 +3,7 @@ real failure ends with the old version back, healthy, and every table's checksum
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.seed import SeedSize
 from tests import browser
+from tests.lock_holder import holding_the_lock
 from tests.sandbox_state import journal, snapshot
 from tests.suite_runner import ROOT, SuiteRun, run_suite
 
@@ -144,6 +146,46 @@ def test_preflight_failure_changes_nothing(pytester: pytest.Pytester, baseline: 
     assert (journal_file.read_text() if journal_file.exists() else None) == journal_before  # never took the lock
     assert run.bundle["outcome"] == "NOT STARTED" and run.bundle["backup"] is None
     assert_no_secret_anywhere(run, baseline)
+
+
+def test_a_partial_selection_is_refused_and_changes_nothing(pytester: pytest.Pytester,
+                                                            baseline: Installation) -> None:
+    """`-k test_stage` used to drop the pre-flight checks, and the gate, seeing no failure, let the upgrade
+    go on. Now it is refused before anything is touched; --collect-only still lists the whole suite."""
+    before = snapshot(baseline)
+    containers_before = started_containers(baseline)
+    run = upgrade(pytester, baseline, "v0.2.1", "-k", "test_stage")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR and not run.outcomes, run.output
+    assert ("ERROR: -k: the upgrade suite runs whole and in order, or not at all; this one leaves out 13 of its 24 "
+            "tests (test_backend_reports_healthy, ") in run.output
+    listed = upgrade(pytester, baseline, "v0.2.1", "--collect-only", "-q")
+    assert listed.ret == 0 and "24/26 tests collected (2 deselected)" in listed.output, listed.output
+    assert not (baseline.directory / ".openwatch-upgrade").exists()
+    assert not (baseline.directory / ".openwatch-upgrade.lock").exists()
+    assert started_containers(baseline) == containers_before
+    assert snapshot(baseline) == before
+
+
+def started_containers(install: Installation) -> list[str]:
+    """Each container's id, state and start time: a container stopped, recreated or restarted changes."""
+    ids = install.compose("ps", "-a", "--quiet").stdout.split()
+    inspect = ["docker", "inspect", "--format", "{{.Id}} {{.State.Status}} {{.State.StartedAt}}", *ids]
+    return sorted(subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.splitlines())
+
+
+def test_a_live_holder_is_named_before_the_target_is_judged(pytester: pytest.Pytester,
+                                                            baseline: Installation) -> None:
+    """As a second run started while the first has checked the target out: VERSION already says it."""
+    alone = upgrade(pytester, baseline, "v0.1.0")
+    assert alone.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ERROR: --target: the installation is already at 0.1.0 (v0.1.0); there is nothing to upgrade" in alone.output
+    assert "--rollback-to" not in alone.output
+    with holding_the_lock(baseline.directory, "v0.1.0", "CHG-FIRST", "build") as holder:
+        second = upgrade(pytester, baseline, "v0.1.0")
+    assert second.ret == pytest.ExitCode.USAGE_ERROR and not second.outcomes
+    assert (f"ERROR: another upgrade run holds {baseline.directory / '.openwatch-upgrade.lock'} (pid {holder.pid}, "
+            f"host ") in second.output and ", ticket CHG-FIRST, stage build, since " in second.output, second.output
+    assert "already at" not in second.output
 
 
 def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: pytest.Pytester,
