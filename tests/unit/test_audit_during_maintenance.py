@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runbook import maintenance
 from tests.fake_installation import NOWHERE, fake_installation
 from tests.suite_runner import ROOT, SuiteRun, run_suite
 
@@ -118,3 +120,45 @@ def test_no_upgrade_no_maintenance(pytester: pytest.Pytester, install: Path) -> 
     run = audit(pytester, install, "postflight", "-k", "api_docs")
     assert run.outcomes == {"test_api_docs_served": "failed"} and run.ret == pytest.ExitCode.TESTS_FAILED
     assert not run.lines_starting("MAINTENANCE") and run.bundle["maintenance"] is None
+
+
+DEAD_PID = 4_194_305  # above the kernel's pid_max: never a live process
+
+
+def write_state(install: Path, lock: dict | None, journal: dict | None) -> None:
+    if lock is not None:
+        (install / LOCK).write_text(json.dumps(lock))
+    if journal is not None:
+        (install / JOURNAL).parent.mkdir()
+        (install / JOURNAL).write_text(json.dumps(journal))
+
+
+def run_record(pid: int, outcome: str) -> dict:
+    return {"run_id": "20261125T020000Z-7", "pid": pid, "host": socket.gethostname(), "ticket": "CHG-7",
+            "target": "v0.2.0", "started": "2026-11-25T02:00:00Z", "outcome": outcome,
+            "stages": [{"name": "migrate", "status": "running", "started": "2026-11-25T02:05:00Z"}]}
+
+
+def test_a_lock_whose_holder_is_gone_with_a_finished_journal_is_not_maintenance(tmp_path: Path) -> None:
+    """That run died before it recorded anything; the audit runs and the pre-flight reports the lock."""
+    write_state(tmp_path, {"pid": DEAD_PID, "host": socket.gethostname(), "started": "?", "ticket": "CHG-8"},
+                run_record(DEAD_PID, "UPGRADED"))
+    assert maintenance.find(tmp_path) is None
+
+
+def test_a_live_lock_holder_without_a_running_journal_is_maintenance(tmp_path: Path) -> None:
+    """``--rollback-to`` holds the lock while the journal still says the upgrade it undoes ended."""
+    write_state(tmp_path, {"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-11-26T09:00:00Z",
+                           "ticket": "CHG-9"}, run_record(DEAD_PID, "UPGRADED"))
+    found = maintenance.find(tmp_path)
+    assert found.line == f"MAINTENANCE: upgrade run pid {os.getpid()} (CHG-9) since 2026-11-26T09:00:00Z"
+
+
+def test_resume_settling_a_dead_run_is_maintenance_not_a_died_run(tmp_path: Path) -> None:
+    write_state(tmp_path, {"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-11-26T09:00:00Z",
+                           "ticket": "CHG-7"}, run_record(DEAD_PID, "running"))
+    found = maintenance.find(tmp_path)
+    assert found.line == ("MAINTENANCE: upgrade 20261125T020000Z-7 to v0.2.0 (CHG-7) in stage migrate "
+                          "since 2026-11-25T02:05:00Z")
+    (tmp_path / LOCK).unlink()  # --resume not running (yet): the run is dead
+    assert maintenance.find(tmp_path).line.startswith("UPGRADE DIED IN migrate: run --resume; ")
