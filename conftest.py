@@ -2,6 +2,7 @@
 
 pytest_plugins = (
     "plugins.options",
+    "plugins.maintenance",
     "plugins.fixtures",
     "plugins.checks",
     "plugins.gate",

@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from plugins.keys import UPGRADE_KEY
+from plugins.keys import MAINTENANCE_KEY, UPGRADE_KEY
 from plugins.options import OPTIONS_KEY, PROFILE_KEY
 from runbook import timeline
 
@@ -122,9 +122,12 @@ def summary(config: pytest.Config, exitstatus: int) -> dict:
     options = config.stash.get(OPTIONS_KEY, None)
     upgrade = config.stash.get(UPGRADE_KEY, None)
     journal = upgrade.journal.data if upgrade is not None else {}
+    maintenance = config.stash.get(MAINTENANCE_KEY, None)
     tests = config.stash[RESULTS_KEY]
     failed = any(t["outcome"] == "failed" for t in tests)
     outcome = journal.get("outcome") if journal else ("FAILED" if failed or exitstatus else "PASSED")
+    if maintenance is not None:
+        outcome = maintenance.outcome
     before, after = journal.get("before") or {}, journal.get("after") or {}
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "suite": bundle.suite,
@@ -136,20 +139,22 @@ def summary(config: pytest.Config, exitstatus: int) -> dict:
         "target": options.target if options else None,
         "revision_before": before.get("revision"), "revision_after": after.get("revision"),
         "backup": journal.get("backup"), "downtime": journal.get("downtime"), "stages": journal.get("stages", []),
-        "rollback": journal.get("rollback"), "tests": tests,
+        "rollback": journal.get("rollback"), "maintenance": maintenance.to_json() if maintenance else None,
+        "tests": tests,
         "artifacts": {"html": str(bundle.html), "junit": str(bundle.junit), "json": str(bundle.json),
                       "log": str(bundle.log) if bundle.log.exists() else None},
     }
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if BUNDLE_KEY not in config.stash:
         return
     bundle = config.stash[BUNDLE_KEY]
     profile = config.stash.get(PROFILE_KEY, None)
-    text = json.dumps(summary(config, exitstatus), indent=2, default=str)
+    # session.exitstatus, not the hook's argument: plugins/maintenance.py sets its own status.
+    text = json.dumps(summary(config, session.exitstatus), indent=2, default=str)
     bundle.json.write_text(profile.redactor(text) if profile else text)
 
 

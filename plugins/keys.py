@@ -3,7 +3,9 @@
 import pytest
 
 from runbook.downtime import Prober
+from runbook.maintenance import Maintenance
 from runbook.upgrade import Upgrade
 
 UPGRADE_KEY = pytest.StashKey[Upgrade]()
 PROBER_KEY = pytest.StashKey[Prober]()
+MAINTENANCE_KEY = pytest.StashKey[Maintenance]()

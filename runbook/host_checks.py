@@ -1,7 +1,8 @@
-"""Checks of the machine: free disk, a writable backup folder, readable .env and certs, the engine."""
+"""Checks of the machine: free disk, a writable install dir and backup folder, readable .env and certs, the engine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import docker
 import psycopg
 
 from runbook.errors import Problem
+from runbook.journal import JOURNAL_DIR
 from runbook.profile import Profile
 from runbook.shell import CommandError, run
 from runbook.versions import parse
@@ -18,6 +20,7 @@ GiB = 1024**3
 MIN_FREE = 3 * GiB
 MIN_ENGINE = (20, 10)
 CERT_SUFFIXES = (".pem", ".crt", ".key", ".p12")
+WRITE_PROBE = ".openwatch-write-probe"
 
 
 def database_bytes(conn: psycopg.Connection) -> int:
@@ -49,19 +52,44 @@ def free_space(path: Path, needed: int, what: str) -> int:
     return free
 
 
-def backup_dir_writable(path: Path) -> None:
-    """Writes and removes a 64 KiB probe, so a full filesystem or quota shows here, not mid-backup."""
-    probe = path / ".openwatch-write-probe"
+def _write_probe(folder: Path, size: int) -> None:
+    """Writes, fsyncs and removes a probe file; OSError when ``folder`` cannot take it. The removal
+    in ``finally`` never raises itself: on a read-only filesystem even a missing file's unlink fails,
+    and that error would replace the one that says why."""
+    probe = folder / WRITE_PROBE
     try:
-        path.mkdir(parents=True, exist_ok=True)
         with probe.open("wb") as handle:
-            handle.write(b"\0" * 65536)
+            handle.write(b"\0" * size)
             handle.flush()
             os.fsync(handle.fileno())
-    except OSError as error:
-        raise Problem(f"backup folder {path} is not writable ({error.strerror}); fix its permissions or free space") from None
     finally:
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
+def backup_dir_writable(path: Path) -> None:
+    """Writes a 64 KiB probe, so a full filesystem or quota shows here, not mid-backup."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _write_probe(path, 65536)
+    except OSError as error:
+        raise Problem(f"backup folder {path} is not writable ({error.strerror}); the upgrade writes its database "
+                      "dump and config copy there: fix its permissions, mount it read-write or free space") from None
+
+
+def install_dir_writable(install_dir: Path) -> None:
+    """The upgrade writes in the install dir itself (its lock file and journal) and checks out the
+    target there (work tree and ``.git``); each is probed, so a read-only mount shows here."""
+    needs = {install_dir: "the upgrade's lock file, journal and checkout",
+             install_dir / JOURNAL_DIR: "the upgrade's journal", install_dir / ".git": "the checkout of the target"}
+    for folder, need in needs.items():
+        if folder != install_dir and not folder.is_dir():
+            continue
+        try:
+            _write_probe(folder, 4096)
+        except OSError as error:
+            raise Problem(f"{folder} is not writable ({error.strerror}); {need} must write there: "
+                          "mount it read-write or fix its ownership") from None
 
 
 def env_and_certs_readable(profile: Profile) -> list[Path]:

@@ -25,6 +25,9 @@ class SuiteRun:
     def named(self, outcome: str) -> set[str]:
         return {name for name, found in self.outcomes.items() if found == outcome}
 
+    def lines_starting(self, prefix: str) -> list[str]:
+        return [line for line in self.output.splitlines() if line.startswith(prefix)]
+
 
 def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
     reports = pytester.path / f"reports-{suite}-{len(list(pytester.path.glob('reports-*')))}"

@@ -36,6 +36,10 @@ def test_install_dir_has_free_space(profile, space_needed) -> None:
     host_checks.free_space(profile.install_dir, space_needed, "the install dir's filesystem at")
 
 
+def test_install_dir_writable(profile) -> None:
+    host_checks.install_dir_writable(profile.install_dir)
+
+
 def test_backup_dir_has_free_space(options, space_needed) -> None:
     host_checks.free_space(options.backup_dir, space_needed, "the backup folder's filesystem at")
 

@@ -5,6 +5,7 @@ healthy, every table's checksum as recorded, the lock released and a report writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,8 +122,14 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
     assert (f"ERROR: the upgrade run {dead['run_id']} (pid {dead['pid']}, ticket CHG-KILLED, to {target}) died in "
             f"stage {stage} without finishing; settle it first with `pytest suites/upgrade --resume`") in second.output
     audit = run_suite(pytester, "preflight", "--install-dir", str(baseline.directory))
-    assert audit.outcomes["test_no_other_upgrade_in_progress"] == "failed"
-    assert "--resume" in audit.messages["test_no_other_upgrade_in_progress"]
+    assert audit.ret == 69 and audit.named("skipped") == set(audit.outcomes), audit.output
+    died = audit.lines_starting("UPGRADE DIED")
+    assert len(died) == 1 and died[0].startswith(
+        f"UPGRADE DIED IN {stage}: run --resume; the upgrade run {dead['run_id']} (pid {dead['pid']}, ticket CHG-KILLED, "
+        f"to {target}) died in stage {stage}"), died
+    checked = run_suite(pytester, "preflight", "--install-dir", str(baseline.directory), "--ignore-maintenance")
+    assert checked.outcomes["test_no_other_upgrade_in_progress"] == "failed"
+    assert "--resume" in checked.messages["test_no_other_upgrade_in_progress"]
     assert journal(baseline) == dead  # nothing started on top of it
 
     resumed = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--resume")
@@ -190,6 +197,42 @@ def test_killed_after_verifying_the_new_version_resume_completes_it(pytester: py
     assert journal(baseline)["outcome"] == "UPGRADED" and journal(baseline)["rollback"] is None
     assert baseline.version == "0.2.0" == baseline.health().json()["version"]
     assert not (baseline.directory / LOCK).exists()
+
+
+def test_audit_of_a_held_then_killed_upgrade_reports_it(pytester: pytest.Pytester, baseline: Installation,
+                                                       tmp_path: Path) -> None:
+    """Cron's post-flight audit during a real upgrade held mid-backup (SIGSTOP): one MAINTENANCE
+    line, exit 75, every check skipped with it; the lock and journal untouched. Once the run is
+    killed: UPGRADE DIED IN backup, exit 69. ``--ignore-maintenance`` audits anyway."""
+    proc = start_upgrade(baseline, tmp_path / "held", "--ticket", "CHG-HELD", start_new_session=True)
+    try:
+        assert wait_for_stage(baseline, proc, "backup"), proc.communicate()[0]
+        os.killpg(proc.pid, signal.SIGSTOP)
+        held, lock = journal(baseline), (baseline.directory / LOCK).read_text()
+        stage = held["stages"][-1]
+        line = (f"MAINTENANCE: upgrade {held['run_id']} to v0.2.0 (CHG-HELD) in stage {stage['name']} "
+                f"since {stage['started']}")
+        audit = run_suite(pytester, "postflight", "--install-dir", str(baseline.directory))
+        assert audit.ret == 75 and audit.lines_starting("MAINTENANCE") == [line], audit.output
+        assert audit.outcomes and audit.named("skipped") == set(audit.outcomes), audit.outcomes
+        assert all(message.startswith(f"not audited during maintenance: upgrade {held['run_id']}")
+                   for message in audit.messages.values()), audit.messages
+        assert audit.bundle["outcome"] == "MAINTENANCE" and audit.bundle["exit_status"] == 75
+        assert audit.bundle["maintenance"]["line"] == line
+        anyway = run_suite(pytester, "postflight", "--install-dir", str(baseline.directory), "--ignore-maintenance",
+                           "-m", "not slow")
+        assert anyway.outcomes and not anyway.named("skipped") and not anyway.lines_starting("MAINTENANCE")
+        assert journal(baseline) == held and (baseline.directory / LOCK).read_text() == lock
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the held run dies in its stage, as after a power loss
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    died = run_suite(pytester, "postflight", "--install-dir", str(baseline.directory))
+    assert died.ret == 69 and died.named("skipped") == set(died.outcomes), died.output
+    found = died.lines_starting("UPGRADE DIED")
+    assert len(found) == 1 and found[0].startswith(
+        f"UPGRADE DIED IN {stage['name']}: run --resume; the upgrade run {held['run_id']} (pid {held['pid']}"), found
+    assert died.bundle["outcome"] == "UPGRADE DIED" and died.bundle["exit_status"] == 69
 
 
 def test_two_runs_started_at_once_one_upgrades_the_other_changes_nothing(baseline: Installation,

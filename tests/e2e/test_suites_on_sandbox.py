@@ -17,7 +17,7 @@ from tests.suite_runner import SuiteRun, run_suite
 
 PREFLIGHT = {
     "test_backend_reports_healthy", "test_every_container_running_and_healthy", "test_version_file_readable",
-    "test_database_at_the_single_head_of_current_code", "test_install_dir_has_free_space",
+    "test_database_at_the_single_head_of_current_code", "test_install_dir_has_free_space", "test_install_dir_writable",
     "test_backup_dir_has_free_space", "test_backup_dir_writable", "test_env_and_certificates_readable",
     "test_env_has_every_variable_the_target_expects", "test_no_local_changes_a_checkout_would_clobber",
     "test_no_other_upgrade_in_progress", "test_celery_has_no_running_tasks", "test_docker_engine_and_compose_v2",
