@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from runbook.upgrade import STAGES
+
 ROOT = Path(__file__).resolve().parent.parent
+# The upgrade suite: every pre-flight check, then one test per stage (counted from the sources, so a
+# new check does not silently change what the selection tests mean).
+PREFLIGHT_CHECKS = len(re.findall(r"^def test_", (ROOT / "suites" / "preflight" / "test_preflight.py").read_text(),
+                                  flags=re.MULTILINE))
+UPGRADE_TESTS = PREFLIGHT_CHECKS + len(STAGES)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.suite_runner import ROOT, run_suite
+from tests.suite_runner import ROOT, UPGRADE_TESTS, run_suite
 
 STAGES = ["test_stage[gate]", "test_stage[lock_and_record]", "test_stage[migrate]"]
 REFUSED = "the upgrade suite runs whole and in order, or not at all"
@@ -50,10 +50,10 @@ def test_a_node_id_is_refused(pytester: pytest.Pytester) -> None:
         "--target", "v0.2.1", "-p", "no:cacheprovider", "-o", "log_cli=false", f"--reports-dir={pytester.path}")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     run.stderr.fnmatch_lines([f"ERROR: {ROOT}/suites/upgrade/test_10_stages.py::test_stage[[]migrate[]]: {REFUSED}; "
-                              "this one leaves out 23 of its 24 tests (*"])
+                              f"this one leaves out {UPGRADE_TESTS - 1} of its {UPGRADE_TESTS} tests (*"])
 
 
-@pytest.mark.parametrize(("option", "reason"), [("--lf", "leaves out 23 of its 24 tests"),
+@pytest.mark.parametrize(("option", "reason"), [("--lf", f"leaves out {UPGRADE_TESTS - 1} of its {UPGRADE_TESTS} tests"),
                                                 ("--ff", "runs test_stage[[]migrate[]] before test_backend_reports_healthy")],
                          ids=["--lf", "--ff"])
 def test_last_failed_and_failed_first_are_refused(pytester: pytest.Pytester, option: str, reason: str) -> None:
