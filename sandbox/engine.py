@@ -96,6 +96,18 @@ class PrivateEngine:
         return self.run_dir / "dockerd.pid"
 
     @property
+    def owner_file(self) -> Path:
+        """The pid of the process that started the engine (a test run or the bench)."""
+        return self.run_dir / "owner.pid"
+
+    def _owner_alive(self) -> bool:
+        try:
+            os.kill(int(self.owner_file.read_text().strip()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    @property
     def log(self) -> Path:
         return self.data_root.with_suffix(".log")
 
@@ -120,13 +132,17 @@ class PrivateEngine:
     def start(self) -> None:
         """Start the daemon; refuse if another run already has this engine up."""
         pid = self.running_pid()
+        if pid is not None and not self._owner_alive():
+            progress(f"stopping the private engine {self.name!r} a killed earlier run left running (dockerd pid {pid})")
+            self.stop()
+            pid = None
         if pid is not None:
             raise EngineError(f"the private engine {self.name!r} is already running (dockerd pid {pid}): another test "
                               f"run uses it; wait for it, or set OPENWATCH_TEST_ENGINE=<other name> to run beside it")
-        self._check_addresses_free()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
+        self.owner_file.write_text(f"{os.getpid()}\n")
         self._create_bridge()
         self._open_firewall()
         started = time.monotonic()
@@ -152,6 +168,11 @@ class PrivateEngine:
         deadline = started + START_DEADLINE_S
         while time.monotonic() < deadline:
             if self.answers():
+                try:
+                    self._check_addresses_free()
+                except EngineError:
+                    self.stop()
+                    raise
                 progress(f"private Docker engine {self.name!r} up in {time.monotonic() - started:.1f}s "
                          f"({self.host}, bridge {self.bridge} {self.bridge_network})")
                 return
@@ -234,22 +255,29 @@ class PrivateEngine:
             if run(["iptables", "-t", table, "-F", self.chain], check=False).returncode == 0:
                 run(["iptables", "-t", table, "-X", self.chain])
 
+    def own_devices(self) -> set[str]:
+        """The bridge and the bridges of this engine's networks (kept in its data-root across runs, so a
+        killed run's compose network comes back with its bridge ``br-<network id>``)."""
+        ids = run(["docker", "--host", self.host, "network", "ls", "--quiet", "--no-trunc"]).stdout.split()
+        return {self.bridge, *(f"br-{network_id[:12]}" for network_id in ids)}
+
     def _check_addresses_free(self) -> None:
-        """Refuse to start on addresses the host already routes elsewhere (another engine or a VPN)."""
-        ours = self.networks
-        routes = run(["ip", "-4", "-o", "route", "show"]).stdout.splitlines()
-        for line in routes:
+        """Refuse addresses the host routes to a device not this engine's (another engine, a VPN)."""
+        own = self.own_devices()
+        for line in run(["ip", "-4", "-o", "route", "show"]).stdout.splitlines():
             destination, _, rest = line.partition(" ")
-            if destination == "default" or f"dev {self.bridge} " in f"{rest} ":
+            device = f" {rest}".split(" dev ", 1)[1].split()[0] if " dev " in f" {rest}" else ""
+            if destination == "default" or device in own:
                 continue
             try:
                 routed = ipaddress.IPv4Network(destination, strict=False)
             except ValueError:
                 continue
-            clash = next((network for network in ours if network.overlaps(routed)), None)
+            clash = next((network for network in self.networks if network.overlaps(routed)), None)
             if clash is not None:
-                raise EngineError(f"the private engine {self.name!r} needs {clash}, but the host routes {routed} "
-                                  f"({line.strip()}); set OPENWATCH_TEST_ENGINE=<other name> to use other addresses")
+                raise EngineError(f"the private engine {self.name!r} needs {clash}, but the host routes {routed} to "
+                                  f"{device or 'another device'}; remove what holds it, or set "
+                                  f"OPENWATCH_TEST_ENGINE=<other name> to use other addresses")
 
 
 def from_environment(default: str = "tests") -> PrivateEngine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +63,28 @@ def test_stock_debian_gets_a_working_venv(stock_debian: list[str]) -> None:
     run([*stock_debian, ".venv/bin/python", "-c", SUITE_MODULES])
     again = run([*stock_debian, "make", "venv"])
     assert "is up to date" in again.stdout or "Nothing to be done" in again.stdout
+
+
+def start_in_another_process(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", f"from sandbox.engine import PrivateEngine; PrivateEngine({name!r}).start()"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_a_killed_runs_engine_is_taken_over_and_a_live_runs_refused(docker_engine: PrivateEngine) -> None:
+    """A run killed before it could stop its engine must not block the next run; a live run's engine must."""
+    engine = PrivateEngine("takeover")
+    try:
+        assert start_in_another_process(engine.name).returncode == 0  # that process exits: a killed run
+        left_running = engine.running_pid()
+        assert left_running is not None
+        engine.start()
+        assert engine.running_pid() not in (None, left_running)
+        refused = start_in_another_process(engine.name)
+        assert refused.returncode != 0
+        assert f"the private engine 'takeover' is already running (dockerd pid {engine.running_pid()})" in refused.stderr
+    finally:
+        engine.stop()
+        shutil.rmtree(engine.data_root, ignore_errors=True)
+        engine.log.unlink(missing_ok=True)
+    assert engine.running_pid() is None
+    assert run(["ip", "link", "show", engine.bridge], check=False).returncode != 0
