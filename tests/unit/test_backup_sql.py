@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook import backup
+from runbook import backup, backup_checks
+from runbook.errors import Problem
+from runbook.profile import Profile, Service
+from runbook.redaction import Redactor
 
 DATABASE = 'ow "prod"'  # a space and a double quote: read as one name only when quoted
 
@@ -53,3 +56,11 @@ def test_restore_swaps_the_configured_database_with_quoted_identifiers(tmp_path:
 
 def test_identifiers_and_literals_are_quoted_by_doubling() -> None:
     assert backup.identifier('a"b') == '"a""b"' and backup.literal("a'b") == "'a''b'"
+
+
+def test_missing_backup_hint_names_the_configured_database(tmp_path: Path) -> None:
+    profile = Profile(tmp_path, {"POSTGRES_DB": "ow prod", "POSTGRES_USER": "ow"}, "0.1.0", "openwatch", (),
+                      {"database": Service("database", "ow-db", True)}, Redactor())
+    with pytest.raises(Problem) as refused:
+        backup_checks.newest_recent(tmp_path, 24, profile)
+    assert "`docker exec ow-db pg_dump -U ow -d 'ow prod' -Fc > <file>.dump`" in str(refused.value)
