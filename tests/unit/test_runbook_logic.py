@@ -15,6 +15,7 @@ from runbook.downtime import outages
 from runbook.errors import Problem
 from runbook.release_checks import LOCK_FILE, no_upgrade_running
 from runbook.journal import Journal
+from runbook import lock as lock_module
 from runbook.lock import RunLock
 from runbook.profile import OPENWATCH_SERVICES, Service, service_problem
 from runbook.rollback import choose_tier
@@ -211,3 +212,27 @@ def test_compose_services_the_suite_cannot_work_with(tmp_path: Path) -> None:
         without_worker, files)
     assert "define services OpenWatch does not have: pgadmin" in service_problem(
         {**services, "pgadmin": Service("pgadmin", "pgadmin", False)}, files)
+
+
+def test_a_run_that_opened_the_lock_file_as_it_was_released_takes_the_file_at_the_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, racing, third = RunLock(tmp_path), RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire("CHG-1")
+    real_open = os.open
+    opened = []
+
+    def open_then_first_releases(path, *args, **kwargs):  # the racing run opens the file, then "first" releases
+        fd = real_open(path, *args, **kwargs)
+        if Path(path) == racing.path and not opened:
+            opened.append(fd)
+            first.release()
+        return fd
+
+    monkeypatch.setattr(lock_module.os, "open", open_then_first_releases)
+    racing.acquire("CHG-2")
+    monkeypatch.undo()
+    assert json.loads(racing.path.read_text())["ticket"] == "CHG-2"  # its lock is the file others find
+    with pytest.raises(Problem, match="another upgrade run holds"):
+        third.acquire("CHG-3")
+    racing.release()
+    assert not racing.path.exists()
