@@ -26,9 +26,16 @@ from runbook.upgrade import STAGES, error_line
 @pytest.mark.parametrize(("older", "newer"), [
     ("v0.1.0", "v0.2.0"), ("v0.2.0", "v0.2.1"), ("v0.2.1", "v1.0.0"), ("v0.2.0-fault-health", "v0.2.0"),
     ("0.1.0", "v0.2.0-fault-migration"), ("v1.9.9", "v1.10.0"),
+    ("v1.0.0-rc2", "v1.0.0-rc10"), ("v1.0.0-rc.2", "v1.0.0-rc.10"), ("v1.0.0-rc10", "v1.0.0"),
+    ("0.1.0-alpha.1", "0.1.0-alpha.1.1"), ("0.1.0-alpha.9", "0.1.0-alpha.beta"), ("0.1.0-alpha.12", "0.1.0-beta.2"),
 ])
 def test_versions_order(older: str, newer: str) -> None:
     assert versions.parse(older) < versions.parse(newer)
+
+
+def test_versions_print_as_tagged_and_equal_pre_releases_are_equal() -> None:
+    assert str(versions.parse("v1.0.0-rc10")) == "1.0.0-rc10" and str(versions.parse("v1.0.0")) == "1.0.0"
+    assert versions.parse("v1.0.0-rc.2") == versions.parse("1.0.0-rc.2")
 
 
 def test_versions_reject_non_versions_and_suggest_near_tags() -> None:
