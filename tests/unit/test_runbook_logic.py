@@ -187,6 +187,13 @@ def test_timeline_draws_stages_outages_and_rollback_actions() -> None:
     assert render({"stages": []}) == ""
 
 
+@pytest.mark.parametrize("hours", [1, 6.5, 30, 24 * 9])
+def test_timeline_of_a_long_run_has_at_most_a_dozen_axis_labels(hours: float) -> None:
+    journal = {"started_epoch": 0.0, "stages": [{"name": "migrate", "status": "failed", "t0": 0.0, "t1": hours * 3600}]}
+    svg = render(journal)
+    assert 'class="stage"' in svg and 2 <= svg.count('text-anchor="middle"') <= 13
+
+
 def test_error_line_names_the_error_not_the_trailing_url() -> None:
     output = ("INFO  [alembic] Running upgrade\nTraceback (most recent call last):\n  File x\n"
               "sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation) could not create unique index\n"
