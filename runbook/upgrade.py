@@ -173,7 +173,7 @@ class Upgrade:
         gitrepo.git(install_dir, "fetch", "--quiet", "--tags", "origin", timeout=600)
         gitrepo.git(install_dir, "checkout", "--quiet", "--detach", self.settings.target)
         self.new_profile = self.load_profile()
-        expected = parse_env((install_dir / ".env.example").read_text())
+        expected = parse_env((install_dir / ".env.example").read_text(), interpolate=False)
         missing = sorted(name for name in expected if name not in self.profile.env)
         if missing:
             raise Problem(f".env lacks {', '.join(missing)}, which {self.settings.target} expects; add them to .env")
