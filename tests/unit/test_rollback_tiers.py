@@ -18,7 +18,7 @@ from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.redaction import Redactor
-from runbook.rollback import Rollback
+from runbook.rollback import Rollback, RollbackResult
 from runbook.shell import CommandError
 from runbook.state import InstallState
 
@@ -118,16 +118,13 @@ def upgrade(tmp_path: Path) -> Iterator[FakeUpgrade]:
     lock.release()
 
 
-scripted = ScriptedRollback
-
-
-def names(result) -> list[str]:
+def names(result: RollbackResult) -> list[str]:
     return [action["name"] for action in result.actions]
 
 
 @pytest.mark.parametrize("failure", FAILURES)
 def test_any_exception_in_a_tier_escalates_to_the_emergency_tier(upgrade: FakeUpgrade, failure: str) -> None:
-    rollback = scripted(upgrade, failures={"start_old": FAILURES[failure]()})
+    rollback = ScriptedRollback(upgrade, failures={"start_old": FAILURES[failure]()})
     result = rollback.run_tier("quick")
     assert names(result) == [*QUICK[:3], *EMERGENCY]
     assert result.ok and result.tier == "emergency" and result.requested == "quick"
@@ -140,7 +137,7 @@ def test_any_exception_in_a_tier_escalates_to_the_emergency_tier(upgrade: FakeUp
 @pytest.mark.parametrize("failure", ["ImageNotFound", "OperationalError", "TimeoutExpired", "RuntimeError"])
 def test_an_unexpected_exception_is_named_by_its_class_on_one_redacted_line(upgrade: FakeUpgrade,
                                                                            failure: str) -> None:
-    result = scripted(upgrade, failures={"verify_restored": FAILURES[failure]()}).run_tier("ref")
+    result = ScriptedRollback(upgrade, failures={"verify_restored": FAILURES[failure]()}).run_tier("ref")
     assert result.ok and result.tier == "emergency"
     assert result.problem.startswith(f"{failure}: ") and "\n" not in result.problem
     text = Journal.load(upgrade.profile.install_dir).path.read_text()
@@ -150,7 +147,7 @@ def test_an_unexpected_exception_is_named_by_its_class_on_one_redacted_line(upgr
 @pytest.mark.parametrize("failure", FAILURES)
 def test_a_failing_emergency_tier_stops_safe_with_manual_steps_and_keeps_the_lock(upgrade: FakeUpgrade,
                                                                                   failure: str) -> None:
-    rollback = scripted(upgrade, always={"restore_database": FAILURES[failure]()},
+    rollback = ScriptedRollback(upgrade, always={"restore_database": FAILURES[failure]()},
                         failures={"downgrade": FAILURES["RuntimeError"]()})
     result = rollback.run_tier("full")
     assert names(result) == ["stop the new app containers", "alembic downgrade abc123 with the NEW image",
@@ -165,17 +162,17 @@ def test_a_failing_emergency_tier_stops_safe_with_manual_steps_and_keeps_the_loc
 @pytest.mark.parametrize("failure", ["ImageNotFound", "RuntimeError"])
 def test_without_a_backup_or_a_data_comparison_the_first_failure_stops_safe(upgrade: FakeUpgrade,
                                                                             failure: str) -> None:
-    result = scripted(upgrade, failures={"start_old": FAILURES[failure]()}).run_tier("quick", compare_data=False)
+    result = ScriptedRollback(upgrade, failures={"start_old": FAILURES[failure]()}).run_tier("quick", compare_data=False)
     assert not result.ok and result.tier == "quick" and result.manual_steps and names(result) == QUICK[:3]
     upgrade.backup = None
-    result = scripted(upgrade, failures={"restore_ref": FAILURES[failure]()}).run_tier("ref")
+    result = ScriptedRollback(upgrade, failures={"restore_ref": FAILURES[failure]()}).run_tier("ref")
     assert not result.ok and result.tier == "ref" and "<the newest verified dump" in result.manual_steps[4]
     assert Journal.load(upgrade.profile.install_dir).data["outcome"] == "FAILED - MANUAL ACTION"
     assert upgrade.lock.held
 
 
 def test_stop_safe_survives_the_app_not_stopping(upgrade: FakeUpgrade) -> None:
-    rollback = scripted(upgrade, always={"restore_database": FAILURES["TimeoutExpired"](),
+    rollback = ScriptedRollback(upgrade, always={"restore_database": FAILURES["TimeoutExpired"](),
                                          "stop_app": FAILURES["ImageNotFound"]()})
     result = rollback.run_tier("emergency")
     assert not result.ok and result.manual_steps
@@ -183,7 +180,7 @@ def test_stop_safe_survives_the_app_not_stopping(upgrade: FakeUpgrade) -> None:
 
 
 def test_manual_steps_name_the_configured_database_quoted(upgrade: FakeUpgrade) -> None:
-    result = scripted(upgrade, always={"restore_database": FAILURES["Problem"]()}).run_tier("emergency")
+    result = ScriptedRollback(upgrade, always={"restore_database": FAILURES["Problem"]()}).run_tier("emergency")
     steps = "\n".join(result.manual_steps)
     assert "-c 'DROP DATABASE \"ow prod\" WITH (FORCE)'" in steps
     assert "-d 'ow prod'" in steps and "openwatch" not in steps.replace("openwatch-db", "")
@@ -205,6 +202,6 @@ class Unreachable:
 def test_a_broken_engine_or_database_before_the_tiers_still_rolls_back(upgrade: FakeUpgrade) -> None:
     upgrade.client = Unreachable()  # type: ignore[attr-defined]
     upgrade.connect = Unreachable.connect  # type: ignore[attr-defined]
-    result = scripted(upgrade).run("migrate")
+    result = ScriptedRollback(upgrade).run("migrate")
     assert result.requested == "full" and result.ok  # the database unknown: assume it changed
     assert Journal.load(upgrade.profile.install_dir).data["outcome"] == "ROLLED BACK (full)"
