@@ -118,7 +118,7 @@ def backup_throughput(install: Installation, size_mb: int) -> dict:
                            stdout=out, check=True)
         raw_s = time.monotonic() - started
         started = time.monotonic()
-        record = backup.take(install.directory, Path(scratch) / "postgres", "openwatch-db", "openwatch", "bench",
+        record = backup.take(install.directory, Path(scratch) / "postgres", "openwatch-db", "openwatch", "openwatch", "bench",
                              restore_into="openwatch_verify_bench")
         conninfo = {"host": "127.0.0.1", "port": int(install.env["POSTGRES_PORT"]), "user": "openwatch",
                     "password": install.env["POSTGRES_PASSWORD"]}

@@ -20,9 +20,18 @@ from runbook.shell import OWN_GROUP, CommandError, run
 
 CHUNK = 1 << 20
 CONFIG_FILES = (".env", "docker-compose.yml", "docker-compose.prod.yml")
-DB = "openwatch"
 # Databases only a lock holder creates, for verification and restore; a killed run can leave them.
-SCRATCH_PREFIXES = (f"{DB}_verify_", f"{DB}_restore_", f"{DB}_replaced_")
+# Named by the suite whatever POSTGRES_DB says, so a leftover is recognised by its prefix alone.
+SCRATCH_PREFIXES = ("openwatch_verify_", "openwatch_restore_", "openwatch_replaced_")
+
+
+def identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier: any POSTGRES_DB or POSTGRES_USER, read as one name."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -74,13 +83,13 @@ class _Restorer:
         self.log.close()
 
 
-def dump_database(container: str, user: str, destination: Path,
+def dump_database(container: str, user: str, database: str, destination: Path,
                   restorer: _Restorer | None = None) -> tuple[str, int, str | None]:
     """Stream ``pg_dump -Fc`` from the db container to ``destination`` (and ``restorer``), hashing as
     it goes. Returns sha256, size and the restorer's error (None when it restored cleanly)."""
     digest, size = hashlib.sha256(), 0
     partial = destination.with_suffix(".partial")
-    argv = ["docker", "exec", container, "pg_dump", "-U", user, "-d", DB, "-Fc"]
+    argv = ["docker", "exec", container, "pg_dump", "-U", user, "-d", database, "-Fc"]
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           **OWN_GROUP) as proc:
         assert proc.stdout is not None
@@ -99,7 +108,7 @@ def dump_database(container: str, user: str, destination: Path,
             partial.unlink(missing_ok=True)
             raise Problem(f"writing the backup to {destination.parent} failed ({error.strerror}) after "
                           f"{size / 1024 / 1024:.1f} MiB; the partial file was removed and nothing was changed: "
-                          f"free at least {needed_hint(container, user)} there or pass another --backup-dir") from None
+                          f"free at least {needed_hint(container, user, database)} there or pass another --backup-dir") from None
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0 or size == 0:
         partial.unlink(missing_ok=True)
@@ -108,14 +117,14 @@ def dump_database(container: str, user: str, destination: Path,
     return digest.hexdigest(), size, restorer.finish() if restorer is not None else None
 
 
-def needed_hint(container: str, user: str) -> str:
+def needed_hint(container: str, user: str, database: str) -> str:
     """Room a dump may need: the database's size (compression usually makes it far smaller)."""
-    proc = run(["docker", "exec", container, "psql", "-At", "-U", user, "-d", DB, "-c",
+    proc = run(["docker", "exec", container, "psql", "-At", "-U", user, "-d", database, "-c",
                 "SELECT pg_size_pretty(pg_database_size(current_database()))"], check=False, timeout=30)
     return f"{proc.stdout.strip()} (the database's size)" if proc.returncode == 0 else "the database's size"
 
 
-def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: str,
+def take(install_dir: Path, backup_dir: Path, container: str, user: str, database: str, label: str,
          restore_into: str | None = None) -> BackupRecord:
     """Dump and copy the configuration; with ``restore_into``, also restore the dump into that
     scratch database in the same pass (dropped again if anything fails)."""
@@ -127,10 +136,10 @@ def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: 
     dump = backup_dir / f"pre_upgrade_{label}_{stamp}.dump"
     restorer = None
     if restore_into:
-        psql(container, user, f"CREATE DATABASE {restore_into}")
+        psql(container, user, f"CREATE DATABASE {identifier(restore_into)}")
         restorer = _Restorer(container, user, restore_into)
     try:
-        sha256, size, scratch_error = dump_database(container, user, dump, restorer)
+        sha256, size, scratch_error = dump_database(container, user, database, dump, restorer)
     except BaseException:
         if restorer is not None:
             restorer.kill()
@@ -151,7 +160,7 @@ def take(install_dir: Path, backup_dir: Path, container: str, user: str, label: 
 
 def drop_scratch(container: str, user: str, database: str | None) -> None:
     if database:
-        psql(container, user, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        psql(container, user, f"DROP DATABASE IF EXISTS {identifier(database)} WITH (FORCE)")
 
 
 def sha256_of(path: Path) -> str:
@@ -189,8 +198,8 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
             return result
         scratch = record.scratch_db
         if scratch is None:  # not restored while dumping: restore the file now
-            scratch = f"openwatch_verify_{int(time.time())}"
-            psql(container, user, f"CREATE DATABASE {scratch}")
+            scratch = f"{SCRATCH_PREFIXES[0]}{int(time.time())}"
+            psql(container, user, f"CREATE DATABASE {identifier(scratch)}")
             restored = _pg_restore(container, user, dump, "-d", scratch, "--no-owner", "--exit-on-error")
             error = None if restored.returncode == 0 else restored.stderr.decode(errors="replace")[-200:]
         else:
@@ -212,7 +221,7 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
         drop_scratch(container, user, record.scratch_db)
 
 
-def restore(dump: Path, container: str, user: str) -> None:
+def restore(dump: Path, container: str, user: str, database: str) -> None:
     """Replace the database with ``dump`` (app containers must be stopped; the db container stays).
 
     The dump is restored into a scratch database first; only when that succeeded is the live
@@ -222,29 +231,31 @@ def restore(dump: Path, container: str, user: str) -> None:
     if listing.returncode != 0 or b"TABLE DATA" not in listing.stdout:
         raise Problem(f"{dump} is not a readable pg_dump archive (pg_restore --list: "
                       f"{_last_line(listing.stderr) or 'no table data'}); the database was not touched")
-    incoming, displaced = f"{DB}_restore_{os.getpid()}", f"{DB}_replaced_{os.getpid()}"
+    incoming, displaced = f"{SCRATCH_PREFIXES[1]}{os.getpid()}", f"{SCRATCH_PREFIXES[2]}{os.getpid()}"
     drop_scratch(container, user, incoming)
-    psql(container, user, f"CREATE DATABASE {incoming} OWNER {user}")
+    psql(container, user, f"CREATE DATABASE {identifier(incoming)} OWNER {identifier(user)}")
     restored = _pg_restore(container, user, dump, "-d", incoming, "--no-owner", "--no-privileges", "--exit-on-error")
     if restored.returncode != 0:
         drop_scratch(container, user, incoming)
         raise Problem(f"restoring {dump} failed ({_last_line(restored.stderr)}); the database was not touched")
-    _swap(container, user, incoming, displaced)
+    _swap(container, user, database, incoming, displaced)
     drop_scratch(container, user, displaced)
 
 
-def _swap(container: str, user: str, incoming: str, displaced: str, attempts: int = 10) -> None:
-    """Rename ``incoming`` to the live name in one transaction, after ending the live database's
+def _swap(container: str, user: str, database: str, incoming: str, displaced: str, attempts: int = 10) -> None:
+    """Rename ``incoming`` to ``database`` in one transaction, after ending the live database's
     connections (the app is stopped; a straggler would make the rename fail, so it is retried)."""
-    psql(container, user, f"ALTER DATABASE {DB} WITH ALLOW_CONNECTIONS false")
+    live = identifier(database)
+    psql(container, user, f"ALTER DATABASE {live} WITH ALLOW_CONNECTIONS false")
     for attempt in range(attempts):
-        psql(container, user, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB}'")
+        psql(container, user, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {literal(database)}")
         try:  # one -c string is one transaction: either both renames happen or neither
-            psql(container, user, f"ALTER DATABASE {DB} RENAME TO {displaced}; ALTER DATABASE {incoming} RENAME TO {DB}")
+            psql(container, user, f"ALTER DATABASE {live} RENAME TO {identifier(displaced)}; "
+                                  f"ALTER DATABASE {identifier(incoming)} RENAME TO {live}")
             return
         except CommandError:
             if attempt == attempts - 1:
-                psql(container, user, f"ALTER DATABASE {DB} WITH ALLOW_CONNECTIONS true")
+                psql(container, user, f"ALTER DATABASE {live} WITH ALLOW_CONNECTIONS true")
                 raise
             time.sleep(0.5)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 from runbook.errors import Problem
+from runbook.profile import Profile
 
 DUMP_PATTERNS = ("*.dump", "*.sql", "*.sql.gz")
 
@@ -25,11 +27,13 @@ def backups(folder: Path) -> list[BackupFile]:
     return sorted(files, key=lambda backup: backup.age_hours)
 
 
-def newest_recent(folder: Path, max_age_hours: float) -> BackupFile:
+def newest_recent(folder: Path, max_age_hours: float, profile: Profile) -> BackupFile:
     found = backups(folder)
     if not found:
+        container = profile.container("database")
+        user, database = profile.setting("POSTGRES_USER", "openwatch"), profile.setting("POSTGRES_DB", "openwatch")
         raise Problem(f"no database backup in {folder}; take one now "
-                      "(`docker exec openwatch-db pg_dump -U openwatch -d openwatch -Fc > <file>.dump`)")
+                      f"(`docker exec {container} pg_dump -U {quote(user)} -d {quote(database)} -Fc > <file>.dump`)")
     newest = found[0]
     if newest.age_hours > max_age_hours:
         raise Problem(f"the newest backup {newest.path.name} is {newest.age_hours:.0f} h old (limit {max_age_hours:.0f} h); "

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import docker
 import psycopg
 
 from runbook.errors import Problem
 from runbook.journal import JOURNAL_DIR
-from runbook.profile import Profile
+from runbook.profile import Mount, Profile
+from runbook.redaction import is_secret_name
 from runbook.shell import CommandError, run
 from runbook.versions import parse
 
@@ -92,22 +94,58 @@ def install_dir_writable(install_dir: Path) -> None:
                           "mount it read-write or fix its ownership") from None
 
 
-def env_and_certs_readable(profile: Profile) -> list[Path]:
-    """``.env`` is readable and every certificate file that ``.env`` names exists and is readable."""
+@dataclass(frozen=True)
+class Certificates:
+    checked: list[Path]  # host files found readable
+    not_on_host: list[str]  # one line each: a path .env names that no bind mount puts on the host
+
+
+def host_file(profile: Profile, container_path: PurePosixPath) -> Path | Mount | None:
+    """The host file the backend sees at ``container_path``: mapped through its bind mount with the
+    longest matching target. The mount itself when that is not a bind (a named volume); None when
+    no mount holds the path (it is in the image, or nowhere)."""
+    backend = profile.services.get("backend")
+    holding = [mount for mount in (backend.mounts if backend else ())
+               if container_path == PurePosixPath(mount.target) or PurePosixPath(mount.target) in container_path.parents]
+    if not holding:
+        return None
+    mount = max(holding, key=lambda m: len(PurePosixPath(m.target).parts))
+    if mount.kind != "bind":
+        return mount
+    return Path(mount.source) / container_path.relative_to(mount.target)
+
+
+def env_and_certs_readable(profile: Profile) -> Certificates:
+    """``.env`` is readable and every certificate file it names exists and is readable on the host.
+    OpenWatch's ``.env`` names them as the backend container sees them (``/openwatch/security/certs/
+    server.crt``), so absolute paths go through the backend's bind mounts; relative ones are taken
+    from the install dir."""
     env_file = profile.install_dir / ".env"
     if not os.access(env_file, os.R_OK):
         raise Problem(f"{env_file} is not readable; fix its permissions (0600, owned by the operator)")
-    certs = []
+    certs, not_on_host = [], []
     for name in profile.env:
         value = profile.setting(name)
-        if value.endswith(CERT_SUFFIXES):
-            path = Path(value) if Path(value).is_absolute() else profile.install_dir / value
-            certs.append(path)
+        if not value.endswith(CERT_SUFFIXES):
+            continue
+        if not PurePosixPath(value).is_absolute():
+            certs.append(profile.install_dir / value)
+            continue
+        found = host_file(profile, PurePosixPath(value))
+        named = name if is_secret_name(name) else f"{name}={value}"
+        if isinstance(found, Path):
+            certs.append(found)
+        elif isinstance(found, Mount):
+            not_on_host.append(f"{named} is in the backend's {found.kind} {found.source}, not on the host: "
+                               "not checked")
+        else:
+            not_on_host.append(f"{named} is under no mount of the backend service (inside its image, if "
+                               "anywhere): not checked from the host")
     certs += sorted(p for p in (profile.install_dir / "security" / "certs").glob("*") if p.is_file())
     unreadable = [str(path) for path in certs if not os.access(path, os.R_OK)]
     if unreadable:
         raise Problem(f"certificate files missing or unreadable: {', '.join(unreadable)}; restore them before upgrading")
-    return certs
+    return Certificates(certs, not_on_host)
 
 
 def engine_and_compose(client: docker.DockerClient) -> tuple[str, str]:

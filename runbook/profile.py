@@ -24,11 +24,19 @@ OPENWATCH_SERVICES = (*REQUIRED_SERVICES, "celery-beat")  # celery-beat: until 1
 
 
 @dataclass(frozen=True)
+class Mount:
+    target: str  # the path inside the container
+    kind: str  # "bind", "volume", "tmpfs", ...
+    source: str  # bind: an absolute host path; volume: the volume's name
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     container: str
     has_healthcheck: bool
     published: Mapping[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,19 @@ def compose_command(install_dir: Path, files: list[Path] | tuple[Path, ...]) -> 
     return args
 
 
-def _compose_services(config: dict) -> dict[str, Service]:
+def _mounts(spec: dict, install_dir: Path) -> tuple[Mount, ...]:
+    """The service's volumes as ``docker compose config`` writes them (long syntax); a relative bind
+    source is relative to the install dir, as Compose reads it."""
+    mounts = []
+    for volume in spec.get("volumes", []):
+        source = str(volume.get("source", ""))
+        if volume.get("type") == "bind" and source and not Path(source).is_absolute():
+            source = str(install_dir / source)
+        mounts.append(Mount(str(volume.get("target", "")), str(volume.get("type", "")), source))
+    return tuple(mounts)
+
+
+def _compose_services(config: dict, install_dir: Path) -> dict[str, Service]:
     services = {}
     for name, spec in config.get("services", {}).items():
         published = {
@@ -86,6 +106,7 @@ def _compose_services(config: dict) -> dict[str, Service]:
             container=spec.get("container_name", f"{config.get('name', 'openwatch')}-{name}-1"),
             has_healthcheck=bool(healthcheck.get("test")) and not healthcheck.get("disable", False),
             published=published,
+            mounts=_mounts(spec, install_dir),
         )
     return services
 
@@ -136,7 +157,7 @@ def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overl
         version=(install_dir / "VERSION").read_text().strip(),
         project=config.get("name") or str(env.get("COMPOSE_PROJECT_NAME", install_dir.name)),
         compose_files=tuple(files),
-        services=_compose_services(config),
+        services=_compose_services(config, install_dir),
         redactor=redactor,
     )
 

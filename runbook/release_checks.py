@@ -46,7 +46,7 @@ def env_drift(profile: Profile, target: str | None) -> None:
         example = gitrepo.file_at_tag(profile.install_dir, target, ".env.example")
     except CommandError:
         raise Problem(f"cannot read .env.example of {target} from origin; check that the tag exists") from None
-    expected = parse_env(example)
+    expected = parse_env(example, interpolate=False)
     missing = sorted(name for name in expected if name not in profile.env)
     if missing:
         raise Problem(f".env lacks variables that {target} expects: {', '.join(missing)}; "

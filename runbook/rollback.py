@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 
 import docker.errors
-import psycopg
 import requests
 
 from runbook import backup, dbstate, gitrepo, profile as profiles, service_checks, state
@@ -61,7 +61,8 @@ class Rollback:
         try:
             with self.upgrade.connect() as conn:
                 return dbstate.alembic_revisions(conn) != [self.upgrade.before.revision]
-        except psycopg.Error:
+        except Exception as error:  # noqa: BLE001 - unknown is treated as changed: the tier that can undo it
+            progress(f"cannot read the database's revision ({self.failure_line(error)}); assuming it changed")
             return True
 
     def run(self, failed_stage: str) -> RollbackResult:
@@ -70,7 +71,10 @@ class Rollback:
             upgrade.lock.release()
             upgrade.journal.finish("NOT STARTED")
             return RollbackResult("none", "none", ok=True)
-        self.stop_one_off_containers()
+        try:
+            self.stop_one_off_containers()
+        except Exception as error:  # noqa: BLE001 - the tier still runs; its verification judges the result
+            progress(f"could not stop one-off containers ({self.failure_line(error)}); rolling back anyway")
         return self.run_tier(choose_tier(failed_stage, self.database_changed()))
 
     def stop_one_off_containers(self) -> None:
@@ -102,9 +106,13 @@ class Rollback:
                 self.step(result, "verify restored state", self.verify_restored)
                 result.ok = True
                 break
-            except (Problem, CommandError) as error:
-                result.problem = upgrade.profile.redactor(str(error))[:500]
+            # Anything a tier raises (an image pruned since it was recorded, a database that went away, a
+            # command that hung, a bug) leaves the installation in an unknown state, like a failed check:
+            # escalate, or stop safe. Never let it end the run with the journal still "running".
+            except Exception as error:  # noqa: BLE001
+                result.problem = self.failure_line(error)
                 if tier == "emergency" or upgrade.backup is None or not compare_data:
+                    progress(f"rollback tier {tier} failed ({result.problem}); stopping safe")
                     self.leave_stopped_safe(result)
                     break
                 progress(f"rollback tier {tier} did not restore the installation ({result.problem}); escalating")
@@ -117,6 +125,15 @@ class Rollback:
         upgrade.journal.finish(f"ROLLED BACK ({result.tier})" if result.ok else "FAILED - MANUAL ACTION")
         return result
 
+    def failure_line(self, error: BaseException) -> str:
+        """What went wrong, redacted: a domain error's own message; anything else as its class and the
+        first line of its text (a driver's or the engine's later lines can carry connection details)."""
+        redact = self.upgrade.profile.redactor
+        if isinstance(error, (Problem, CommandError)):
+            return redact(str(error))[:500]
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "no message")
+        return redact(f"{type(error).__name__}: {first}")[:300]
+
     def step(self, result: RollbackResult, name: str, action) -> None:
         progress(f"rollback: {name}")
         started, t0 = time.monotonic(), time.time()
@@ -125,7 +142,7 @@ class Rollback:
             action()
         except BaseException as error:
             result.actions.append({**entry, "seconds": round(time.monotonic() - started, 2), "t1": time.time(),
-                                   "ok": False, "detail": self.upgrade.profile.redactor(str(error))[:300]})
+                                   "ok": False, "detail": self.failure_line(error)[:300]})
             raise
         result.actions.append({**entry, "seconds": round(time.monotonic() - started, 2), "t1": time.time(), "ok": True})
 
@@ -188,7 +205,7 @@ class Rollback:
         dump = Path(upgrade.backup.dump)
         if backup.sha256_of(dump) != upgrade.backup.sha256:
             raise Problem(f"the backup {dump} no longer matches its sha256; restore it by hand from another copy")
-        backup.restore(dump, upgrade.db_container, upgrade.db_user)
+        backup.restore(dump, upgrade.db_container, upgrade.db_user, upgrade.db_name)
 
     def verify_restored(self) -> None:
         upgrade = self.upgrade
@@ -209,15 +226,16 @@ class Rollback:
         try:
             self.stop_app()
         except Exception as error:  # noqa: BLE001 - the manual steps below still apply
-            progress(f"could not stop the app containers: {error}")
+            progress(f"could not stop the app containers ({self.failure_line(error)})")
         dump = upgrade.backup.dump if upgrade.backup else "<the newest verified dump in backups/postgres>"
-        db, user = upgrade.db_container, upgrade.db_user
+        db, user, name = upgrade.db_container, upgrade.db_user, upgrade.db_name
+        psql = f"docker exec {db} psql -U {quote(user)} -d postgres -c"
         result.manual_steps = [
-            f"cd {self.install_dir}",
+            f"cd {quote(str(self.install_dir))}",
             f"git checkout --detach {upgrade.before.git_commit}   # {upgrade.before.git_ref}",
-            f"docker exec {db} psql -U {user} -d postgres -c 'DROP DATABASE openwatch WITH (FORCE)'",
-            f"docker exec {db} psql -U {user} -d postgres -c 'CREATE DATABASE openwatch OWNER {user}'",
-            f"docker exec -i {db} pg_restore -U {user} -d openwatch --no-owner --no-privileges < {dump}",
+            f"{psql} {quote(f'DROP DATABASE {backup.identifier(name)} WITH (FORCE)')}",
+            f"{psql} {quote(f'CREATE DATABASE {backup.identifier(name)} OWNER {backup.identifier(user)}')}",
+            f"docker exec -i {db} pg_restore -U {quote(user)} -d {quote(name)} --no-owner --no-privileges < {dump}",
             "docker compose up -d   # then: pytest suites/postflight",
         ]
 

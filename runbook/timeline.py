@@ -3,11 +3,14 @@ actions marked. Inline SVG built from the journal, so the report needs no asset 
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 WIDTH, LEFT, ROW, TOP = 960, 170, 20, 28
 COLOURS = {"passed": "#4c9a2a", "failed": "#c0392b", "running": "#999999", "rollback": "#e08e0b",
            "rollback-failed": "#c0392b"}
+HOUR = 3600
+TICK_STEPS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, HOUR, 2 * HOUR)
 
 
 def _rows(journal: dict) -> list[tuple[str, float, float, str]]:
@@ -17,6 +20,13 @@ def _rows(journal: dict) -> list[tuple[str, float, float, str]]:
             rows.append((f"rollback: {action['name']}", action["t0"], action["t1"],
                          "rollback" if action["ok"] else "rollback-failed"))
     return rows
+
+
+def tick_step(span: float, most: int = 12) -> int:
+    """Seconds between axis labels: a round step that puts at most ``most`` labels on ``span``
+    (whole hours beyond the listed steps: an upgrade stuck overnight still gets an axis)."""
+    listed = next((s for s in TICK_STEPS if span / s <= most), None)
+    return listed or HOUR * math.ceil(span / most / HOUR)
 
 
 def render(journal: dict) -> str:
@@ -47,7 +57,7 @@ def render(journal: dict) -> str:
                      f'height="{ROW - 6}" fill="{COLOURS.get(status, "#999999")}"><title>{escape(name)}: '
                      f'{t1 - t0:.2f} s, {escape(status)}</title></rect>')
     axis_y = TOP + ROW * len(rows) + 12
-    step = next(s for s in (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800) if span / s <= 12)
+    step = tick_step(span)
     ticks = "".join(f'<text x="{x(origin + t):.1f}" y="{axis_y + 12}" text-anchor="middle">{t}s</text>'
                     for t in range(0, int(span) + 1, step))
     parts.append(f'<line x1="{LEFT}" y1="{axis_y}" x2="{x(end):.1f}" y2="{axis_y}" stroke="#333"/>{ticks}</svg>')

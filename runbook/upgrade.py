@@ -103,6 +103,10 @@ class Upgrade:
         return self.profile.setting("POSTGRES_USER", "openwatch")
 
     @property
+    def db_name(self) -> str:
+        return self.profile.setting("POSTGRES_DB", "openwatch")
+
+    @property
     def db_container(self) -> str:
         return self.profile.container("database")
 
@@ -143,7 +147,7 @@ class Upgrade:
         makes them, so with the lock held none of them is in use)."""
         with self.connect() as conn:
             names = [name for (name,) in conn.execute("SELECT datname::text FROM pg_database")]
-        scratch = [name for name in names if name.startswith(backup.SCRATCH_PREFIXES)]
+        scratch = [name for name in names if name.startswith(backup.SCRATCH_PREFIXES) and name != self.db_name]
         for name in scratch:
             progress(f"dropping scratch database {name} left by an interrupted run")
             backup.drop_scratch(self.db_container, self.db_user, name)
@@ -155,9 +159,9 @@ class Upgrade:
         with self.connect() as conn:
             size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
         self.full_restore = size <= self.settings.full_restore_max_bytes
-        scratch = f"openwatch_verify_{os.getpid()}" if self.full_restore else None
+        scratch = f"{backup.SCRATCH_PREFIXES[0]}{os.getpid()}" if self.full_restore else None
         self.backup = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
-                                  self.db_user, label=self.before.version, restore_into=scratch)
+                                  self.db_user, self.db_name, label=self.before.version, restore_into=scratch)
         self.journal.set("backup", self.backup.to_json())
 
     def stage_verify_backup(self) -> None:
@@ -170,7 +174,7 @@ class Upgrade:
         gitrepo.git(install_dir, "fetch", "--quiet", "--tags", "origin", timeout=600)
         gitrepo.git(install_dir, "checkout", "--quiet", "--detach", self.settings.target)
         self.new_profile = self.load_profile()
-        expected = parse_env((install_dir / ".env.example").read_text())
+        expected = parse_env((install_dir / ".env.example").read_text(), interpolate=False)
         missing = sorted(name for name in expected if name not in self.profile.env)
         if missing:
             raise Problem(f".env lacks {', '.join(missing)}, which {self.settings.target} expects; add them to .env")

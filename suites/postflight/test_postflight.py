@@ -73,8 +73,8 @@ def test_api_docs_served(http, options) -> None:
     service_checks.docs_served(http, options.base_url)
 
 
-def test_newest_backup_is_recent(options, record_property) -> None:
-    newest = backup_checks.newest_recent(options.backup_dir, options.backup_max_age_hours)
+def test_newest_backup_is_recent(options, profile, record_property) -> None:
+    newest = backup_checks.newest_recent(options.backup_dir, options.backup_max_age_hours, profile)
     record_property("newest_backup_age_hours", round(newest.age_hours, 1))
 
 

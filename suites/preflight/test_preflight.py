@@ -6,6 +6,8 @@ Every item of the procedure's pre-upgrade checklist, plus what it forgets. ``--t
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from runbook import (celery_checks, host_checks, release_checks, schema_checks, service_checks,
@@ -48,8 +50,11 @@ def test_backup_dir_writable(options) -> None:
     host_checks.backup_dir_writable(options.backup_dir)
 
 
-def test_env_and_certificates_readable(profile) -> None:
-    host_checks.env_and_certs_readable(profile)
+def test_env_and_certificates_readable(profile, record_property) -> None:
+    certificates = host_checks.env_and_certs_readable(profile)
+    record_property("certificates_checked", ", ".join(str(path) for path in certificates.checked) or "none")
+    for line in certificates.not_on_host:
+        warnings.warn(line, stacklevel=1)
 
 
 def test_env_has_every_variable_the_target_expects(profile, options) -> None:

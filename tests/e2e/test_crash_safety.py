@@ -264,7 +264,7 @@ def test_corrupt_dump_given_to_restore_leaves_the_database_untouched(ready: Inst
     garbage.write_bytes(os.urandom(64 * 1024))
     for dump, message in ((garbage, "is not a readable pg_dump archive"), (truncated, "failed")):
         with pytest.raises(Problem) as refused:
-            backup.restore(dump, "openwatch-db", "openwatch")
+            backup.restore(dump, "openwatch-db", "openwatch", "openwatch")
         assert message in str(refused.value) and "the database was not touched" in str(refused.value)
         assert "\n" not in str(refused.value)
     assert snapshot(ready) == before

@@ -112,6 +112,30 @@ def test_fault_release_is_rolled_back_with_data_identical(pytester: pytest.Pytes
     assert_rolled_back(run, baseline, before, tier, failed_stage)
 
 
+def test_old_images_pruned_before_the_rollback_escalate_then_stop_safe(pytester: pytest.Pytester,
+                                                                      baseline: Installation) -> None:
+    """The quick tier meets docker's ImageNotFound (someone pruned the old images mid-upgrade): the
+    rollback escalates to the emergency tier, which restores the database, meets it again and stops
+    safe with manual steps; the journal says so and the lock stays for the person who must look."""
+    before = snapshot(baseline)
+    run = upgrade(pytester, baseline, "v0.2.0-fault-migration", "-p", "tests.fault_injection",
+                  "--inject-lost-old-images")
+    assert_no_secret_anywhere(run, baseline)
+    assert run.ret == 1 and "INTERNALERROR" not in run.output, run.output
+    assert run.outcomes["test_stage[migrate]"] == "failed", run.output
+    recorded = journal(baseline)
+    assert recorded["outcome"] == "FAILED - MANUAL ACTION" and recorded["rollback"]["tier"] == "emergency"
+    assert recorded["rollback"]["problem"].startswith("ImageNotFound: ")
+    assert [(a["name"], a["ok"]) for a in recorded["rollback"]["actions"]] == [
+        ("check out the recorded git ref", True), ("re-tag the recorded images", False),
+        ("stop the app containers (database container kept)", True),
+        ("restore the verified backup into a recreated database", True),
+        ("check out the recorded git ref", True), ("re-tag the recorded images", False)]
+    assert "ROLLBACK FAILED - MANUAL ACTION" in run.output and "pg_restore -U openwatch -d openwatch" in run.output
+    assert (baseline.directory / ".openwatch-upgrade.lock").exists()
+    assert snapshot(baseline)["tables"] == before["tables"]  # the emergency tier's restore ran
+
+
 def test_full_backup_disk_stops_before_any_change(pytester: pytest.Pytester, baseline: Installation) -> None:
     before = snapshot(baseline)
     run = upgrade(pytester, baseline, "v0.2.0", "-p", "tests.fault_injection", "--inject-full-backup-disk")

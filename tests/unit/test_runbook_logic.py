@@ -15,6 +15,7 @@ from runbook.downtime import outages
 from runbook.errors import Problem
 from runbook.release_checks import LOCK_FILE, no_upgrade_running
 from runbook.journal import Journal
+from runbook import lock as lock_module
 from runbook.lock import RunLock
 from runbook.profile import OPENWATCH_SERVICES, Service, service_problem
 from runbook.rollback import choose_tier
@@ -25,9 +26,16 @@ from runbook.upgrade import STAGES, error_line
 @pytest.mark.parametrize(("older", "newer"), [
     ("v0.1.0", "v0.2.0"), ("v0.2.0", "v0.2.1"), ("v0.2.1", "v1.0.0"), ("v0.2.0-fault-health", "v0.2.0"),
     ("0.1.0", "v0.2.0-fault-migration"), ("v1.9.9", "v1.10.0"),
+    ("v1.0.0-rc2", "v1.0.0-rc10"), ("v1.0.0-rc.2", "v1.0.0-rc.10"), ("v1.0.0-rc10", "v1.0.0"),
+    ("0.1.0-alpha.1", "0.1.0-alpha.1.1"), ("0.1.0-alpha.9", "0.1.0-alpha.beta"), ("0.1.0-alpha.12", "0.1.0-beta.2"),
 ])
 def test_versions_order(older: str, newer: str) -> None:
     assert versions.parse(older) < versions.parse(newer)
+
+
+def test_versions_print_as_tagged_and_equal_pre_releases_are_equal() -> None:
+    assert str(versions.parse("v1.0.0-rc10")) == "1.0.0-rc10" and str(versions.parse("v1.0.0")) == "1.0.0"
+    assert versions.parse("v1.0.0-rc.2") == versions.parse("1.0.0-rc.2")
 
 
 def test_versions_reject_non_versions_and_suggest_near_tags() -> None:
@@ -180,6 +188,13 @@ def test_timeline_draws_stages_outages_and_rollback_actions() -> None:
     assert render({"stages": []}) == ""
 
 
+@pytest.mark.parametrize("hours", [1, 6.5, 30, 24 * 9])
+def test_timeline_of_a_long_run_has_at_most_a_dozen_axis_labels(hours: float) -> None:
+    journal = {"started_epoch": 0.0, "stages": [{"name": "migrate", "status": "failed", "t0": 0.0, "t1": hours * 3600}]}
+    svg = render(journal)
+    assert 'class="stage"' in svg and 2 <= svg.count('text-anchor="middle"') <= 13
+
+
 def test_error_line_names_the_error_not_the_trailing_url() -> None:
     output = ("INFO  [alembic] Running upgrade\nTraceback (most recent call last):\n  File x\n"
               "sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation) could not create unique index\n"
@@ -212,3 +227,27 @@ def test_compose_services_the_suite_cannot_work_with(tmp_path: Path) -> None:
         without_worker, files)
     assert "define services OpenWatch does not have: pgadmin" in service_problem(
         {**services, "pgadmin": Service("pgadmin", "pgadmin", False)}, files)
+
+
+def test_a_run_that_opened_the_lock_file_as_it_was_released_takes_the_file_at_the_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, racing, third = RunLock(tmp_path), RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire("CHG-1")
+    real_open = os.open
+    opened = []
+
+    def open_then_first_releases(path, *args, **kwargs):  # the racing run opens the file, then "first" releases
+        fd = real_open(path, *args, **kwargs)
+        if Path(path) == racing.path and not opened:
+            opened.append(fd)
+            first.release()
+        return fd
+
+    monkeypatch.setattr(lock_module.os, "open", open_then_first_releases)
+    racing.acquire("CHG-2")
+    monkeypatch.undo()
+    assert json.loads(racing.path.read_text())["ticket"] == "CHG-2"  # its lock is the file others find
+    with pytest.raises(Problem, match="another upgrade run holds"):
+        third.acquire("CHG-3")
+    racing.release()
+    assert not racing.path.exists()
