@@ -60,7 +60,9 @@ class Verdict:
 
 def crashed(service: str, found: containers.ContainerState) -> str | None:
     """Why ``found`` counts as a crash: the backend may not exit or restart even once after its
-    start (a restart policy hides a crash loop from ``compose up``); any container may not be gone."""
+    start (a restart policy hides a crash loop from ``compose up``); any container may not be gone.
+    Docker zeroes RestartCount whenever a container is started, so any count is a restart since
+    ``compose up`` started it."""
     if found.status == "missing":
         return f"{found.name} does not exist any more"
     if service == BACKEND and (found.restart_count > 0 or found.status in ("restarting", *GONE)):

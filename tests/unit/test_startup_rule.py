@@ -133,7 +133,8 @@ def test_gone_container_is_a_crash() -> None:
 
 def test_never_healthy_fails_at_the_deadline_naming_what_is_missing() -> None:
     starting = up("frontend", health="starting")
-    assert verdicts([observation(180.0, REFUSED)])[-1][2] == "deadline: not healthy within 180 s (/health never answered)"
+    assert verdicts([observation(180.0, REFUSED)])[-1][2] == (
+        "deadline: not healthy within 180 s (/health never answered)")
     assert verdicts([observation(180.0, HEALTHY, frontend=starting)])[-1][2] == (
         "deadline: not healthy within 180 s (/health last answered 200 (status 'healthy'); "
         "not ready: openwatch-frontend)")
