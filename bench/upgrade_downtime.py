@@ -1,7 +1,10 @@
 """Benchmark: user-visible downtime of the literal procedure, the suite, and the floor, side by
-side in one run on the sandbox; backup + verification throughput; post-flight audit wall time.
+side in one run on the sandbox; the suite's downtime when the new version fails to start (its
+/health always 503, or its backend crash-looping) and is rolled back; backup + verification
+throughput; post-flight audit wall time.
 
     .venv/bin/python -m bench.upgrade_downtime [--reps 3] [--big-db-mb 1024]
+    .venv/bin/python -m bench.upgrade_downtime --only suite,fault_health,fault_crashloop --reps 3
 
 Prints a table and writes JSON to bench/results/. Never run by the tests (speed is not asserted).
 """
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from runbook import backup, dbstate
@@ -28,6 +32,9 @@ from sandbox.installation import Installation
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "v0.2.0"
+FAULT_TARGETS = {"fault_health": "v0.2.0-fault-health", "fault_crashloop": "v0.2.0-fault-crashloop"}
+FAULT_OUTCOME = "ROLLED BACK (full)"
+FAULT_TARGET_S = 15.0  # issue 17: a release that never becomes healthy costs users at most this
 APP_CONTAINERS = ["openwatch-frontend", "openwatch-backend", "openwatch-worker", "openwatch-celery-beat"]
 
 
@@ -44,7 +51,10 @@ def wait_healthy(install: Installation, deadline_s: float = 300, poll_s: float =
     raise RuntimeError("not healthy in time")
 
 
-def probed(install: Installation, action) -> tuple[float, float]:
+Figures = dict[str, float]  # downtime_s and wall_s, and what else a scenario measures
+
+
+def probed(install: Installation, action: Callable[[], None]) -> tuple[float, float]:
     """(downtime, wall) of ``action`` as the external prober sees it."""
     prober = Prober(f"{install.backend_url}/health", f"{install.frontend_url}/").start()
     time.sleep(0.5)
@@ -58,7 +68,7 @@ def probed(install: Installation, action) -> tuple[float, float]:
     return report.total_s, wall
 
 
-def procedure(install: Installation) -> tuple[float, float]:
+def procedure(install: Installation) -> Figures:
     """UPGRADE_PROCEDURE.md in its order; its migration made to run with the new image."""
     install.checkout(TARGET)  # step 1, while the old version still serves
     install.save_database(install.directory / "backups" / "postgres" / "procedure.dump")  # step 4
@@ -69,20 +79,45 @@ def procedure(install: Installation) -> tuple[float, float]:
         install.alembic("upgrade", "head")  # step 6, with the new image
         install.compose("up", "-d")  # step 7
         wait_healthy(install)  # start-openwatch.sh's health wait
-    return probed(install, steps)
+    return dict(zip(("downtime_s", "wall_s"), probed(install, steps)))
 
 
-def suite(install: Installation) -> tuple[float, float]:
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pytest", "suites/upgrade", "--install-dir", str(install.directory),
-                    "--target", TARGET, "-q", "-o", "log_cli=false", "-p", "no:cacheprovider"],
-                   cwd=ROOT, check=True, capture_output=True)
-    wall = time.monotonic() - started
+def upgrade_suite(install: Installation, target: str, outcome: str) -> dict:
+    """``pytest suites/upgrade --target target``; its journal, which must say ``outcome``."""
+    finished = subprocess.run([sys.executable, "-m", "pytest", "suites/upgrade", "--install-dir",
+                               str(install.directory), "--target", target, "-q", "-o", "log_cli=false",
+                               "-p", "no:cacheprovider"], cwd=ROOT, check=False, capture_output=True, text=True)
     journal = json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
-    return float(journal["downtime"]["downtime_total_s"]), wall
+    if journal.get("outcome") != outcome:
+        tail = "\n".join(finished.stdout.splitlines()[-15:])
+        raise RuntimeError(f"upgrade to {target} ended {journal.get('outcome')!r}, not {outcome!r}:\n{tail}")
+    return journal
 
 
-def floor(install: Installation) -> tuple[float, float]:
+def stage_seconds(journal: dict, name: str) -> float:
+    return float(next(stage["seconds"] for stage in journal["stages"] if stage["name"] == name))
+
+
+def suite(install: Installation) -> Figures:
+    started = time.monotonic()
+    journal = upgrade_suite(install, TARGET, "UPGRADED")
+    wall = time.monotonic() - started
+    return {"downtime_s": float(journal["downtime"]["downtime_total_s"]), "wall_s": wall,
+            "start_stage_s": stage_seconds(journal, "start")}
+
+
+def fault(target: str) -> Callable[[Installation], Figures]:
+    """The suite upgrading to a release whose new version never becomes healthy, rolled back: the
+    downtime as the external prober sees it, and the start stage's time to judge it failed."""
+    def scenario(install: Installation) -> Figures:
+        journals = []
+        downtime, wall = probed(install, lambda: journals.append(upgrade_suite(install, target, FAULT_OUTCOME)))
+        return {"downtime_s": downtime, "wall_s": wall, "start_stage_s": stage_seconds(journals[0], "start"),
+                "suite_reported_downtime_s": float(journals[0]["downtime"]["downtime_total_s"])}
+    return scenario
+
+
+def floor(install: Installation) -> Figures:
     """The least any upgrade can cost: new images ready, then migration + backend start to healthy."""
     install.checkout(TARGET)
     install.build()
@@ -93,7 +128,14 @@ def floor(install: Installation) -> tuple[float, float]:
         install.alembic("upgrade", "head")
         install.compose("up", "-d", "--no-deps", "backend", "frontend")
         wait_healthy(install, poll_s=0.05)
-    return probed(install, steps)
+    return dict(zip(("downtime_s", "wall_s"), probed(install, steps)))
+
+
+SCENARIOS: dict[str, Callable[[Installation], Figures]] = {
+    "procedure": procedure, "suite": suite, "floor": floor,
+    **{name: fault(target) for name, target in FAULT_TARGETS.items()},
+}
+EXTRAS = ("audit", "backup")  # post-flight audit wall time; backup throughput on a grown database
 
 
 def spread(values: list[float]) -> dict:
@@ -141,10 +183,21 @@ def audit_wall(install: Installation, reps: int) -> dict:
     return spread(walls)
 
 
+def selection(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in (*SCENARIOS, *EXTRAS)]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown) or 'empty list'}; "
+                                         f"choose from {', '.join((*SCENARIOS, *EXTRAS))}")
+    return names
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--big-db-mb", type=int, default=1024)
+    parser.add_argument("--only", type=selection, default=(*SCENARIOS, *EXTRAS), metavar="NAME,...",
+                        help=f"measure only these, comma-separated: {', '.join((*SCENARIOS, *EXTRAS))} (default: all)")
     args = parser.parse_args()
     bench_started = time.monotonic()
     # An engine of its own, as the tests have: a demo or an operator's OpenWatch on the host's engine
@@ -174,42 +227,58 @@ def measure(args: argparse.Namespace, bench_started: float) -> int:
         dump = workdir / "baseline.dump"
         install.save_database(dump)
         results: dict[str, dict[str, list[float]]] = {}
-        audit = audit_wall(install, args.reps)
+        audit = audit_wall(install, args.reps) if "audit" in args.only else None
         for rep in range(args.reps):
-            for name, scenario in (("procedure", procedure), ("suite", suite), ("floor", floor)):
+            for name, scenario in SCENARIOS.items():
+                if name not in args.only:
+                    continue
                 install.reset(releases.OLDEST.tag, dump)
-                downtime, wall = scenario(install)
-                results.setdefault(name, {"downtime": [], "wall": []})
-                results[name]["downtime"].append(downtime)
-                results[name]["wall"].append(wall)
-                print(f"rep {rep + 1} {name:9s} downtime {downtime:6.2f}s wall {wall:6.1f}s", flush=True)
-        install.reset(releases.OLDEST.tag, dump)
-        throughput = backup_throughput(install, args.big_db_mb)
+                figures = scenario(install)
+                for figure, value in figures.items():
+                    results.setdefault(name, {}).setdefault(figure, []).append(value)
+                shown = " ".join(f"{figure.removesuffix('_s')} {value:6.2f}s" for figure, value in figures.items())
+                print(f"rep {rep + 1} {name:15s} {shown}", flush=True)
+        throughput = None
+        if "backup" in args.only:
+            install.reset(releases.OLDEST.tag, dump)
+            throughput = backup_throughput(install, args.big_db_mb)
     finally:
         install.destroy()
-    summary = {name: {"downtime_s": spread(v["downtime"]), "wall_s": spread(v["wall"])} for name, v in results.items()}
+    summary = {name: {figure: spread(values) for figure, values in v.items()} for name, v in results.items()}
     med = {name: summary[name]["downtime_s"]["median"] for name in summary}
-    ratios = {"suite_to_procedure": round(med["suite"] / med["procedure"], 2),
-              "suite_to_floor": round(med["suite"] / med["floor"], 2)}
+    figures = {f"{name}_downtime_median_s": med[name] for name in med}
+    ratios, targets = {}, {}
+    if {"suite", "procedure"} <= med.keys():
+        ratios["suite_to_procedure"] = round(med["suite"] / med["procedure"], 2)
+        targets["suite_downtime_le_0.35x_procedure"] = ratios["suite_to_procedure"] <= 0.35
+    if {"suite", "floor"} <= med.keys():
+        ratios["suite_to_floor"] = round(med["suite"] / med["floor"], 2)
+        targets["suite_downtime_le_1.3x_floor"] = ratios["suite_to_floor"] <= 1.3
+    for name in FAULT_TARGETS:
+        if name in med:
+            targets[f"{name}_downtime_le_{FAULT_TARGET_S:.0f}s"] = med[name] <= FAULT_TARGET_S
+    if throughput:
+        targets["backup_verify_ge_0.5x_raw"] = throughput["ratio_suite_to_raw"] >= 0.5
+    if audit:
+        targets["audit_le_5s"] = audit["median"] <= 5.0
     report = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": TARGET, "reps": args.reps,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": TARGET,
+        "fault_targets": {name: FAULT_TARGETS[name] for name in FAULT_TARGETS if name in med},
+        "reps": args.reps, "measured": list(args.only),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()},
-        "downtime": summary, "ratios": ratios, "targets_met": {
-            "suite_downtime_le_0.35x_procedure": ratios["suite_to_procedure"] <= 0.35,
-            "suite_downtime_le_1.3x_floor": ratios["suite_to_floor"] <= 1.3,
-            "backup_verify_ge_0.5x_raw": throughput["ratio_suite_to_raw"] >= 0.5,
-            "audit_le_5s": audit["median"] <= 5.0},
+        "figures": figures, "downtime": summary, "ratios": ratios, "targets_met": targets,
         "backup_throughput": throughput, "postflight_audit_wall_s": audit,
         "bench_wall_s": round(time.monotonic() - bench_started),
     }
     out = ROOT / "bench" / "results" / f"upgrade_downtime_{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'scenario':10s} {'downtime median (min-max)':>28s} {'wall median (min-max)':>26s}")
+    print(f"\n{'scenario':15s} {'downtime median (min-max)':>28s} {'wall median (min-max)':>26s}")
     for name, values in summary.items():
         d, w = values["downtime_s"], values["wall_s"]
-        print(f"{name:10s} {d['median']:10.2f}s ({d['min']:.2f}-{d['max']:.2f}) {w['median']:12.1f}s ({w['min']:.1f}-{w['max']:.1f})")
-    print(f"ratios: {ratios}\nbackup: {throughput}\naudit: {audit}\ntargets: {report['targets_met']}\n-> {out}")
+        print(f"{name:15s} {d['median']:10.2f}s ({d['min']:.2f}-{d['max']:.2f}) {w['median']:12.1f}s ({w['min']:.1f}-{w['max']:.1f})")
+    print(f"figures: {figures}\nratios: {ratios}\nbackup: {throughput}\naudit: {audit}\n"
+          f"targets: {report['targets_met']}\n-> {out}")
     return 0
 
 

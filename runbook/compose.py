@@ -45,10 +45,11 @@ class Compose:
         self("build", "--quiet", timeout=3600)
         return time.monotonic() - started
 
-    def up(self, *services: str, timeout: int = 180) -> None:
-        """Start (recreating changed containers), remove orphans, wait for healthy within ``timeout``."""
-        self("up", "--detach", "--no-build", "--remove-orphans", "--wait", "--wait-timeout", str(timeout), *services,
-             timeout=timeout + 120)
+    def up(self, *services: str, timeout: int = 180, wait: bool = True) -> None:
+        """Start (recreating changed containers), remove orphans, and with ``wait`` wait for healthy
+        within ``timeout`` (without it the caller judges the start: ``runbook.startup``)."""
+        waiting = ["--wait", "--wait-timeout", str(timeout)] if wait else []
+        self("up", "--detach", "--no-build", "--remove-orphans", *waiting, *services, timeout=timeout + 120)
 
     def run_backend(self, *argv: str, timeout: float = 900, check: bool = True):
         """A one-off container of the checked-out release's backend image (never an old one)."""

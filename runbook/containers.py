@@ -27,6 +27,8 @@ class ContainerState:
     restart_count: int
     command: tuple[str, ...] = ()
     up_seconds: float = 0.0  # since the last (re)start
+    exit_code: int | None = None  # of the last exit, while not running
+    ran_seconds: float | None = None  # how long the run before that exit lasted
 
     @property
     def exists(self) -> bool:
@@ -47,10 +49,20 @@ def state(client: docker.DockerClient, name: str) -> ContainerState:
     attrs = container.attrs
     health = attrs["State"].get("Health", {}).get("Status")
     command = tuple(attrs["Config"].get("Cmd") or ())
-    started = datetime.fromisoformat(attrs["State"]["StartedAt"][:26].rstrip("Z") + "+00:00")
+    status = attrs["State"]["Status"]
+    started = _timestamp(attrs["State"]["StartedAt"])
     up_seconds = (datetime.now(timezone.utc) - started).total_seconds()
-    return ContainerState(name, attrs["State"]["Status"], health, int(attrs.get("RestartCount", 0)), command,
-                          up_seconds)
+    exit_code = ran_seconds = None
+    if status in ("exited", "dead", "restarting"):
+        exit_code = int(attrs["State"].get("ExitCode", 0))
+        ran_seconds = max(0.0, (_timestamp(attrs["State"]["FinishedAt"]) - started).total_seconds())
+    return ContainerState(name, status, health, int(attrs.get("RestartCount", 0)), command, up_seconds, exit_code,
+                          ran_seconds)
+
+
+def _timestamp(text: str) -> datetime:
+    """Docker's RFC 3339 time with nanoseconds, cut to what ``fromisoformat`` reads."""
+    return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00")
 
 
 def logs_since(client: docker.DockerClient, name: str, minutes: int) -> str:

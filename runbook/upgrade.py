@@ -17,7 +17,8 @@ import docker
 import psycopg
 import requests
 
-from runbook import backup, celery_checks, gitrepo, profile as profiles, schema_checks, service_checks, state
+from runbook import (backup, celery_checks, gitrepo, profile as profiles, schema_checks, service_checks, startup,
+                     state)
 from runbook.compose import Compose, stop_containers, tag_images
 from runbook.errors import Problem
 from runbook.journal import Journal
@@ -208,7 +209,11 @@ class Upgrade:
             raise Problem(f"alembic upgrade head failed: {self.profile.redactor(error_line(result.stderr))[:300]}")
 
     def stage_start(self) -> None:
-        Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s)
+        """Start and judge the new version ourselves: a crash or a sustained run of bad /health answers
+        fails it within seconds, where ``compose up --wait`` waits for Docker's unhealthy verdict."""
+        Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s, wait=False)
+        startup.watch(self.client, self.new_profile, self.settings.base_url,
+                      startup.Rule(deadline_s=self.settings.start_deadline_s))
 
     def stage_verify(self) -> None:
         new = self.new_profile

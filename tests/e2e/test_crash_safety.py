@@ -149,7 +149,7 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
 
 @pytest.mark.parametrize(("stage", "in_flight"), [
     ("migrate", "alembic -c"),  # `compose run ... backend alembic -c <ini> upgrade head`
-    ("start", " up --detach"),  # `compose up --detach ... --wait`
+    ("start", " up --detach"),  # `compose up --detach ...`, before the stage watches the new version start
 ])
 def test_terminal_hang_up_mid_stage_the_run_still_upgrades(baseline: Installation, tmp_path: Path,
                                                            stage: str, in_flight: str) -> None:

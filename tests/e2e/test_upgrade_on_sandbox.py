@@ -99,17 +99,21 @@ def test_upgrades_from_oldest_to_major_in_one_step(pytester: pytest.Pytester, ba
         assert conn.execute("SELECT count(*) FROM hosts WHERE os_family = 'rhel'").fetchone()[0] == SEEDED.hosts // 4
 
 
-@pytest.mark.parametrize(("target", "failed_stage", "tier"), [
-    ("v0.2.0-fault-migration", "migrate", "quick"),
-    ("v0.2.0-fault-crashloop", "start", "full"),
-    ("v0.2.0-fault-health", "start", "full"),
-    ("v1.0.0-fault-downgrade", "verify", "emergency"),
-])
+@pytest.mark.parametrize(("target", "failed_stage", "tier", "why"), [pytest.param(*case, id=case[0]) for case in (
+    ("v0.2.0-fault-migration", "migrate", "quick", "alembic upgrade head failed"),
+    # The start stage names the rule that judged the new version failed (never Docker's late verdict).
+    ("v0.2.0-fault-crashloop", "start", "full", "did not start: crash: openwatch-backend exited with code 1 after"),
+    ("v0.2.0-fault-health", "start", "full",
+     "did not start: sustained failure: backend answered /health 503 (status 'degraded')"),
+    ("v1.0.0-fault-downgrade", "verify", "emergency", "/api/scans/aegis/health with a valid token answered 503"),
+)])
 def test_fault_release_is_rolled_back_with_data_identical(pytester: pytest.Pytester, baseline: Installation,
-                                                          target: str, failed_stage: str, tier: str) -> None:
+                                                          target: str, failed_stage: str, tier: str, why: str) -> None:
     before = snapshot(baseline)
     run = upgrade(pytester, baseline, target)
     assert_rolled_back(run, baseline, before, tier, failed_stage)
+    message = run.messages[f"test_stage[{failed_stage}]"]
+    assert why in message and "\n" not in message, message
 
 
 def test_old_images_pruned_before_the_rollback_escalate_then_stop_safe(pytester: pytest.Pytester,
