@@ -208,16 +208,14 @@ def main() -> int:
     except engines.EngineError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
-    os.environ.pop("DOCKER_CONTEXT", None)
-    os.environ["DOCKER_HOST"] = engine.host
     try:
-        return measure(args, bench_started)
+        with engine.as_docker_host():
+            return measure(args, engine, bench_started)
     finally:
         engine.stop()
 
 
-def measure(args: argparse.Namespace, bench_started: float) -> int:
-    engine = engines.from_environment(default="bench")
+def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_started: float) -> int:
     images.ensure_all()
     workdir = Path(tempfile.mkdtemp(prefix="openwatch-bench-"))
     install = installation.create(workdir / "install", releases.OLDEST.tag, ports=engine.ports,

@@ -19,6 +19,8 @@ import signal
 import subprocess
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,11 +113,21 @@ class PrivateEngine:
     def log(self) -> Path:
         return self.data_root.with_suffix(".log")
 
-    def env(self) -> dict[str, str]:
-        """The environment that sends ``docker``, compose and the SDK to this engine."""
-        environ = {key: value for key, value in os.environ.items() if key not in ("DOCKER_CONTEXT", "DOCKER_CONFIG")}
-        environ["DOCKER_HOST"] = self.host
-        return environ
+    @contextmanager
+    def as_docker_host(self) -> Iterator[PrivateEngine]:
+        """Within the block, every ``docker``, compose and SDK call of this process and of the processes
+        it starts goes to this engine (``DOCKER_HOST``; a ``DOCKER_CONTEXT`` would override it)."""
+        saved = {key: os.environ.get(key) for key in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+        os.environ.pop("DOCKER_CONTEXT", None)
+        os.environ["DOCKER_HOST"] = self.host
+        try:
+            yield self
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def answers(self) -> bool:
         return run(["docker", "--host", self.host, "version", "--format", "{{.Server.Version}}"],

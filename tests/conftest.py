@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,20 +29,13 @@ def docker_engine() -> Iterator[engines.PrivateEngine]:
         engine.start()
     except engines.EngineError as error:
         pytest.fail(str(error), pytrace=False)
-    saved = {key: os.environ.get(key) for key in ("DOCKER_HOST", "DOCKER_CONTEXT")}
-    os.environ.pop("DOCKER_CONTEXT", None)
-    os.environ["DOCKER_HOST"] = engine.host
     try:
-        left = engine.remove_leftovers()
-        if left:
-            progress(f"removed containers an interrupted earlier run left in the private engine: {', '.join(left)}")
-        yield engine
+        with engine.as_docker_host():
+            left = engine.remove_leftovers()
+            if left:
+                progress(f"removed containers an interrupted earlier run left in the private engine: {', '.join(left)}")
+            yield engine
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         engine.stop()
 
 

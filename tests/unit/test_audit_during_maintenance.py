@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,26 +16,11 @@ import pytest
 
 from runbook import maintenance
 from tests.fake_installation import NOWHERE, fake_installation
+from tests.lock_holder import holding_the_lock
 from tests.suite_runner import ROOT, SuiteRun, run_suite
 
 LOCK = ".openwatch-upgrade.lock"
 JOURNAL = Path(".openwatch-upgrade") / "journal.json"
-# What an upgrade run does up to its backup stage (runbook/upgrade.py), then it stays there.
-UPGRADE_IN_BACKUP = """
-import sys, time
-from pathlib import Path
-from runbook.journal import Journal
-from runbook.lock import RunLock
-install = Path(sys.argv[1])
-RunLock(install).acquire("CHG-42")
-journal = Journal.start(install, "v0.2.0", "CHG-42")
-journal.stage_started("lock_and_record")
-journal.take_over()
-journal.stage_ended("lock_and_record", "passed", 1.0)
-journal.stage_started("backup")
-print("in stage backup", flush=True)
-time.sleep(600)
-"""
 
 
 @pytest.fixture
@@ -47,14 +31,9 @@ def install(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def upgrade_in_backup(install: Path) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "-c", UPGRADE_IN_BACKUP, str(install)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "in stage backup"
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
+    """A live run holding the lock with its journal in the backup stage (a test may SIGKILL it)."""
+    with holding_the_lock(install, "v0.2.0", "CHG-42", "backup") as holder:
+        yield holder
 
 
 def audit(pytester: pytest.Pytester, install: Path, suite: str = "postflight", *args: str) -> SuiteRun:
