@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -10,20 +9,24 @@ from pathlib import Path
 
 import pytest
 
+APT_GUARDED = Path(__file__).resolve().parents[1] / "sandbox" / "apt-guarded.sh"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
 def chromium() -> str:
-    """Debian's chromium, installed when missing; a skip with the reason if it cannot be."""
+    """Debian's chromium, installed when missing; a skip with the reason if it cannot be.
+
+    Through the set-up's no-upgrade guard, as every apt install of the project: a plain install here
+    once pulled in udev and with it upgraded systemd, perl and gdk-pixbuf on the test machine.
+    """
     found = shutil.which("chromium")
     if found is None:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-qq", "chromium"]
-        installed = subprocess.run(install, capture_output=True, text=True, env=env, timeout=1200)
+        install = ["bash", str(APT_GUARDED), "chromium"]
+        installed = subprocess.run(install, capture_output=True, text=True, timeout=1200)
         if installed.returncode != 0:  # stale package lists on a long-lived machine
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
-            installed = subprocess.run(install, capture_output=True, text=True, env=env, timeout=1200)
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+            installed = subprocess.run(install, capture_output=True, text=True, timeout=1200)
         found = shutil.which("chromium")
         if found is None:
             pytest.skip(f"chromium is missing and cannot be installed: {installed.stderr.strip()[-200:]}")
