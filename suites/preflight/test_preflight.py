@@ -10,15 +10,15 @@ import warnings
 
 import pytest
 
-from runbook import (celery_checks, host_checks, release_checks, schema_checks, service_checks,
-                     versions)
+from runbook import (celery_checks, host_checks, job_queue_checks, release_checks, schema_checks,
+                     service_checks, versions)
 from runbook.errors import Problem
 
 pytestmark = pytest.mark.preflight
 
 
-def test_backend_reports_healthy(http, options) -> None:
-    service_checks.backend_health(http, options.base_url)
+def test_backend_reports_healthy(http, options, profile) -> None:
+    service_checks.backend_health(http, options.base_url, profile.health_dependencies)
 
 
 def test_every_container_running_and_healthy(docker_client, profile) -> None:
@@ -74,6 +74,11 @@ def test_no_other_upgrade_in_progress(profile, options, record_property) -> None
 def test_celery_has_no_running_tasks(worker, queued, record_property) -> None:
     record_property("celery_queued", sum(queued.values()))
     celery_checks.drained(worker, queued)
+
+
+def test_job_queue_has_no_running_jobs(job_queue, record_property) -> None:
+    record_property("jobs_running", job_queue.running)
+    job_queue_checks.idle(job_queue)
 
 
 def test_docker_engine_and_compose_v2(docker_client, record_property) -> None:

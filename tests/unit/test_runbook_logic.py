@@ -222,9 +222,15 @@ def test_compose_services_the_suite_cannot_work_with(tmp_path: Path) -> None:
     files = (tmp_path / "docker-compose.yml",)
     services = {name: Service(name, f"openwatch-{name}", True) for name in OPENWATCH_SERVICES}
     assert service_problem(services, files) is None
-    without_worker = {name: spec for name, spec in services.items() if name != "worker"}
-    assert "define no worker service; this is not a standard OpenWatch installation" in service_problem(
-        without_worker, files)
+    without_backend = {name: spec for name, spec in services.items() if name != "backend"}
+    assert "define no backend service; this is not a standard OpenWatch installation" in service_problem(
+        without_backend, files)
+    celery_without_broker = {name: spec for name, spec in services.items() if name != "redis"}
+    assert "run a Celery worker but define no redis service" in service_problem(celery_without_broker, files)
+    job_queue_era = {name: Service(name, f"openwatch-{name}", True) for name in ("database", "backend", "frontend")}
+    job_queue_era["worker"] = Service("worker", "openwatch-worker", True,
+                                      command=("python3", "-m", "app.services.job_queue"))
+    assert service_problem(job_queue_era, files) is None
     assert "define services OpenWatch does not have: pgadmin" in service_problem(
         {**services, "pgadmin": Service("pgadmin", "pgadmin", False)}, files)
 
