@@ -211,7 +211,8 @@ class Rollback:
         upgrade = self.upgrade
         current = self.current_profile()
         with requests.Session() as http:
-            service_checks.backend_health(http, upgrade.settings.base_url, expected_version=upgrade.before.version)
+            service_checks.backend_health(http, upgrade.settings.base_url, current.health_dependencies,
+                                          expected_version=upgrade.before.version, install_dir=current.install_dir)
         service_checks.containers_healthy(upgrade.client, current)
         restored = upgrade.capture(current)
         if restored.revision != upgrade.before.revision:
