@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook import backup_checks, celery_checks, job_queue_checks, schema_checks, service_checks, work_probe
+from runbook import (backup_checks, celery_checks, host_checks, job_queue_checks, schema_checks, service_checks,
+                     work_probe)
 
 pytestmark = pytest.mark.postflight
 
@@ -103,6 +104,13 @@ def test_api_docs_served(http, options) -> None:
 def test_newest_backup_is_recent(options, profile, record_property) -> None:
     newest = backup_checks.newest_recent(options.backup_dir, options.backup_max_age_hours, profile)
     record_property("newest_backup_age_hours", round(newest.age_hours, 1))
+
+
+def test_secrets_and_backups_private_to_their_owner(host, profile, options, record_property) -> None:
+    dumps = [backup.path for backup in backup_checks.backups(options.backup_dir)]
+    checked = host_checks.private_to_the_owner(host, [profile.install_dir / ".env", *dumps],
+                                               [options.backup_dir, options.backup_dir.parent / "config"])
+    record_property("paths_checked", checked)
 
 
 def test_no_backup_kept_past_retention(options) -> None:

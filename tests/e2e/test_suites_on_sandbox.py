@@ -30,7 +30,8 @@ POSTFLIGHT = {
     "test_recurring_jobs_scheduled", "test_work_flows_through_the_queue", "test_redis_requires_and_accepts_the_password",
     "test_frontend_serves_its_page", "test_frontend_proxies_api_to_backend", "test_audit_user_can_log_in",
     "test_rule_engine_health_with_token", "test_rules_reference_with_token", "test_api_docs_served",
-    "test_newest_backup_is_recent", "test_no_backup_kept_past_retention", "test_no_container_restarted_during_the_audit",
+    "test_newest_backup_is_recent", "test_secrets_and_backups_private_to_their_owner", "test_no_backup_kept_past_retention",
+    "test_no_container_restarted_during_the_audit",
 }
 # The sandbox runs Celery: the job-queue checks do not apply to it (and say so).
 JOB_QUEUE_ONLY = {"test_job_queue_has_no_running_jobs", "test_job_queue_keeps_up", "test_no_job_stuck_running",
@@ -91,6 +92,18 @@ def test_stopped_redis(pytester: pytest.Pytester, restore: Installation) -> None
     })
     assert "unhealthy: redis" in audit.messages["test_health_reports_the_installed_version"]
     assert "openwatch-redis is exited" in audit.messages["test_every_container_running_and_healthy"]
+
+
+def test_secrets_readable_by_every_user(pytester: pytest.Pytester, restore: Installation) -> None:
+    env_file = restore.directory / ".env"
+    env_file.chmod(0o644)
+    try:
+        audit = postflight(pytester, restore)
+    finally:
+        env_file.chmod(0o600)
+    assert_only_failed(audit, POSTFLIGHT, {"test_secrets_and_backups_private_to_their_owner"})
+    assert f"readable by every user of this machine: {env_file} (mode 644)" in \
+        audit.messages["test_secrets_and_backups_private_to_their_owner"]
 
 
 def test_stopped_worker(pytester: pytest.Pytester, restore: Installation) -> None:
