@@ -4,6 +4,7 @@ real failure ends with the old version back, healthy, and every table's checksum
 from __future__ import annotations
 
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,9 @@ def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
     assert run.bundle["schema_version"] == 1 and run.bundle["outcome"] == "UPGRADED"
     assert run.bundle["target"] == target and run.bundle["revision_after"] == release.head
     assert run.bundle["backup"]["sha256"] and run.bundle["downtime"]["downtime_total_s"] >= 0
+    testsuite = next(ET.parse(run.reports / "upgrade.junit.xml").getroot().iter("testsuite"))
+    suite_properties = {prop.get("name"): prop.get("value") for prop in testsuite.findall("properties/property")}
+    assert float(suite_properties["downtime_total_s"]) == run.bundle["downtime"]["downtime_total_s"]
     assert [stage["name"] for stage in run.bundle["stages"]][-1] == "finish"
     dump = Path(run.bundle["backup"]["dump"])
     assert dump.stat().st_mode & 0o777 == 0o600 and dump.parent.stat().st_mode & 0o777 == 0o700
