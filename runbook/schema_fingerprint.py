@@ -94,7 +94,8 @@ QUERIES: dict[str, str] = {
                          'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache,
                          CASE WHEN s.seqcycle THEN 'cycle' ELSE 'no cycle' END,
                          'owned by ' || oc.oid::regclass::text || '.' || quote_ident(oa.attname)),
-               coalesce(pg_sequence_last_value(c.oid) + s.seqincrement, s.seqstart), s.seqincrement
+               coalesce(CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE')
+                             THEN pg_sequence_last_value(c.oid) + s.seqincrement END, s.seqstart), s.seqincrement
         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
                              AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
