@@ -74,6 +74,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                   ("rollback_seconds", str(result.seconds))]
     properties += [(f"rollback_action_{i}", f"{a['name']}: {a['seconds']}s {'ok' if a['ok'] else 'FAILED'}")
                    for i, a in enumerate(result.actions, 1)]
+    properties += [(f"rollback_difference_{i}", line) for i, line in enumerate(result.differences, 1)]
     # On the item too: junitxml writes the properties of the teardown report, built from the item.
     item.user_properties.extend(properties)
     report.user_properties += properties
@@ -167,8 +168,18 @@ def describe(result: RollbackResult) -> str:
     lines = [f"rollback tier {result.tier} (chosen: {result.requested}): {'SUCCEEDED' if result.ok else 'FAILED'}"
              f" in {result.seconds}s"]
     lines += [f"  {a['seconds']:7.2f}s  {'ok    ' if a['ok'] else 'FAILED'}  {a['name']}" for a in result.actions]
+    found = result.found.get("revisions")
+    if found is not None:
+        schema = result.found.get("schema_differences") or []
+        lines.append(f"  database found after the failure at revision {', '.join(found) or 'none'}, schema "
+                     + (f"differing from the recorded in {len(schema)} places" if schema else "as recorded"))
+    elif result.found.get("unreadable"):
+        lines.append("  database could not be read after the failure; tier chosen by the failed stage")
     if result.problem:
         lines.append(f"  {'escalated because' if result.ok else 'last problem'}: {result.problem}")
+    if result.differences:
+        lines.append("  not as recorded:")
+        lines += [f"    {line}" for line in result.differences]
     if result.manual_steps:
         lines.append("  the installation is stopped-safe (database running, app stopped); to restore by hand:")
         lines += [f"    {step}" for step in result.manual_steps]
@@ -197,7 +208,7 @@ def outcome(config: pytest.Config) -> str | None:
         return f"NOT STARTED: stage {failed} {what.lower()} before any change; nothing to roll back"
     if result.ok:
         return f"UPGRADE {what} at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
-               f"{upgrade.before.version} restored, data identical"
+               f"{upgrade.before.version} restored, schema and data identical"
     return f"UPGRADE {what} at stage {failed}; ROLLBACK FAILED - MANUAL ACTION (see the rollback section)"
 
 

@@ -168,7 +168,7 @@ class Upgrade:
 
     def stage_verify_backup(self) -> None:
         result = backup.verify(self.backup, self.db_container, self.db_user, self.conninfo(), self.before.tables,
-                               full_restore=self.full_restore)
+                               full_restore=self.full_restore, expected_schema=self.before.schema)
         self.journal.set("backup", {**self.backup.to_json(), "verification": result})
 
     def stage_checkout(self) -> None:

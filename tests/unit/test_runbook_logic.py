@@ -18,7 +18,7 @@ from runbook.journal import Journal
 from runbook import lock as lock_module
 from runbook.lock import RunLock
 from runbook.profile import OPENWATCH_SERVICES, Service, service_problem
-from runbook.rollback import choose_tier
+from runbook.rollback import DatabaseFinding, choose_tier
 from runbook.timeline import render
 from runbook.upgrade import STAGES, error_line
 
@@ -60,14 +60,35 @@ def test_alembic_heads_and_ancestry(tmp_path: Path) -> None:
     assert alembic_scripts.is_ancestor(tmp_path, "a1", "d4") and not alembic_scripts.is_ancestor(tmp_path, "d4", "a1")
 
 
-@pytest.mark.parametrize(("stage", "database_changed", "tier"), [
-    ("gate", False, "none"), ("backup", False, "none"), ("verify_backup", False, "none"),
-    ("checkout", False, "ref"), ("build", False, "ref"), ("drain_and_stop", False, "quick"),
-    ("migrate", False, "quick"), ("migrate", True, "full"), ("start", True, "full"), ("verify", True, "full"),
-    ("start", False, "quick"), ("finish", True, "none"),
+AS_RECORDED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=[])
+MOVED = DatabaseFinding(["0004"], revision_moved=True, schema_differences=["column hosts.os_family is still there"])
+DRIFTED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=["index ix_scans_started_at is still there"])
+
+
+@pytest.mark.parametrize(("stage", "found", "tier"), [
+    ("gate", AS_RECORDED, "none"), ("backup", AS_RECORDED, "none"), ("verify_backup", AS_RECORDED, "none"),
+    ("checkout", AS_RECORDED, "ref"), ("build", AS_RECORDED, "ref"), ("drain_and_stop", AS_RECORDED, "quick"),
+    ("migrate", AS_RECORDED, "quick"), ("migrate", MOVED, "full"), ("start", MOVED, "full"),
+    ("verify", MOVED, "full"), ("start", AS_RECORDED, "quick"), ("finish", MOVED, "none"),
+    # Unreadable: a stage that migrated gets the tier that can undo a migration; others their own.
+    ("migrate", None, "full"), ("build", None, "ref"),
 ])
-def test_rollback_tier_follows_what_the_failed_stage_changed(stage: str, database_changed: bool, tier: str) -> None:
-    assert choose_tier(stage, database_changed) == tier
+def test_rollback_tier_follows_what_the_failed_stage_changed(stage: str, found: DatabaseFinding | None,
+                                                              tier: str) -> None:
+    assert choose_tier(stage, found) == tier
+
+
+@pytest.mark.parametrize(("stage", "found", "tier"), [
+    # A migration that committed its first revisions and failed in a later one: whatever stage failed,
+    # the revision the database says decides, not the assumption that PostgreSQL rolled it all back.
+    ("migrate", MOVED, "full"), ("drain_and_stop", MOVED, "full"), ("build", MOVED, "full"),
+    # DDL committed outside Alembic's record (CREATE INDEX CONCURRENTLY in an autocommit block, then a
+    # failure before the stamp): no downgrade knows about it, only the backup does.
+    ("migrate", DRIFTED, "emergency"), ("start", DRIFTED, "emergency"), ("checkout", DRIFTED, "emergency"),
+])
+def test_rollback_tier_follows_what_the_database_is_found_to_be(stage: str, found: DatabaseFinding,
+                                                                 tier: str) -> None:
+    assert choose_tier(stage, found) == tier
 
 
 def test_every_stage_has_a_declared_change_kind() -> None:
