@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from runbook import dbstate, schema_fingerprint
+from runbook import dbstate, delta_backup, schema_fingerprint
 from runbook.errors import Problem
 from runbook.shell import OWN_GROUP, CommandError, run
 
@@ -230,10 +230,12 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
         drop_scratch(container, user, record.scratch_db)
 
 
-def restore(dump: Path, container: str, user: str, database: str) -> None:
-    """Replace the database with ``dump`` (app containers must be stopped; the db container stays).
+def restore(dump: Path, container: str, user: str, database: str,
+            delta: delta_backup.DeltaRecord | None = None) -> None:
+    """Replace the database with ``dump`` (app containers must be stopped; the db container stays),
+    and the rows of the tables ``delta`` holds with its (what the app wrote after the dump).
 
-    The dump is restored into a scratch database first; only when that succeeded is the live
+    Both are restored into a scratch database first; only when that succeeded is the live
     database swapped for it, so a corrupt or truncated dump never costs the database it was meant
     to replace."""
     listing = _pg_restore(container, user, dump, "--list")
@@ -247,6 +249,12 @@ def restore(dump: Path, container: str, user: str, database: str) -> None:
     if restored.returncode != 0:
         drop_scratch(container, user, incoming)
         raise Problem(f"restoring {dump} failed ({_last_line(restored.stderr)}); the database was not touched")
+    if delta is not None:
+        try:
+            delta_backup.apply(delta, container, user, incoming)
+        except Exception:
+            drop_scratch(container, user, incoming)
+            raise
     _swap(container, user, database, incoming, displaced)
     drop_scratch(container, user, displaced)
 

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from runbook import backup, state
+from runbook import backup, delta_backup, state
 from runbook.compose import Compose
 from runbook.errors import OperatorError
 from runbook.journal import Journal, now
@@ -51,6 +51,10 @@ def from_unfinished(profile: Profile, client, settings: Settings, journal: Journ
         upgrade.new_profile = upgrade.load_profile()  # the target is checked out and its images built
     if data.get("backup"):
         upgrade.backup = backup.BackupRecord(**{k: v for k, v in data["backup"].items() if k != "verification"})
+    if data.get("at_stop"):
+        upgrade.at_stop = state.InstallState.from_json(data["at_stop"])
+    if data.get("delta_backup"):
+        upgrade.delta = delta_backup.DeltaRecord(**data["delta_backup"])
     return upgrade
 
 

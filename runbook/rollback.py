@@ -196,6 +196,8 @@ class Rollback:
 
     def tier_quick(self, result: RollbackResult) -> None:
         self.tier_ref(result)
+        self.step(result, "stop whatever app container runs", self.stop_app)
+        self.step(result, "compare the database with the state at the stop", self.verify_database)
         self.step(result, "start the old version and wait healthy", self.start_old)
 
     def tier_full(self, result: RollbackResult) -> None:
@@ -245,29 +247,47 @@ class Rollback:
         dump = Path(upgrade.backup.dump)
         if backup.sha256_of(dump) != upgrade.backup.sha256:
             raise Problem(f"the backup {dump} no longer matches its sha256; restore it by hand from another copy")
-        backup.restore(dump, upgrade.db_container, upgrade.db_user, upgrade.db_name)
+        backup.restore(dump, upgrade.db_container, upgrade.db_user, upgrade.db_name, delta=upgrade.delta)
+
+    @property
+    def reference(self) -> state.InstallState:
+        """What the database must be: as it was once the app stopped; the recording when the run never
+        got that far (then nothing of ours wrote to it, and the app that did is still running)."""
+        return self.upgrade.at_stop or self.upgrade.before
+
+    def verify_database(self) -> None:
+        """With every app container stopped, so the app's own writes cannot blur the comparison:
+        revision, schema, and (when a state at the stop was recorded) every table's rows and checksum."""
+        upgrade = self.upgrade
+        found = upgrade.capture(self.current_profile())
+        self.compare(found, data=self.compare_data and upgrade.at_stop is not None)
 
     def verify_restored(self) -> None:
+        """The old version serves again: health, containers, version, and the database's revision and
+        schema (its data was compared before the start, while nothing wrote to it)."""
         upgrade = self.upgrade
         current = self.current_profile()
         with requests.Session() as http:
             service_checks.backend_health(http, upgrade.settings.base_url, current.health_dependencies,
                                           expected_version=upgrade.before.version, install_dir=current.install_dir)
         service_checks.containers_healthy(upgrade.client, current)
-        restored = upgrade.capture(current)
-        if restored.revision != upgrade.before.revision:
-            raise Problem(f"database at {restored.revision}, recorded {upgrade.before.revision}")
-        schema = state.schema_differences(upgrade.before, restored)
-        data = state.data_differences(upgrade.before, restored) if self.compare_data else []
+        self.compare(upgrade.capture(current), data=False)
+
+    def compare(self, found: state.InstallState, data: bool) -> None:
+        reference = self.reference
+        if found.revision != reference.revision:
+            raise Problem(f"database at {found.revision}, recorded {reference.revision}")
+        schema = state.schema_differences(reference, found)
+        tables = state.data_differences(reference, found) if data else []
         said = [f"schema differs from the recorded state in {len(schema)} places: "
                 f"{'; '.join(schema_fingerprint.capped(schema, 3))}"] if schema else []
-        said += [f"data differs from the recorded state in {', '.join(data)}"] if data else []
+        said += [f"data differs from the recorded state in {', '.join(tables)}"] if tables else []
         if said:
-            lines = schema + [f"table {name}: {self.rows_and_checksum(restored, name)}" for name in data]
+            lines = schema + [f"table {name}: {self.rows_and_checksum(found, name)}" for name in tables]
             raise StateDiffers("; ".join(said), lines)
 
     def rows_and_checksum(self, restored: state.InstallState, table: str) -> str:
-        recorded, found = self.upgrade.before.tables.get(table), restored.tables.get(table)
+        recorded, found = self.reference.tables.get(table), restored.tables.get(table)
         if recorded is None or found is None:
             return "not recorded" if recorded is None else "missing"
         if recorded["rows"] != found["rows"]:

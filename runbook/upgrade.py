@@ -18,8 +18,8 @@ import docker.errors
 import psycopg
 import requests
 
-from runbook import (backup, celery_checks, gitrepo, profile as profiles, schema_checks, service_checks, startup,
-                     state)
+from runbook import (backup, celery_checks, delta_backup, gitrepo, profile as profiles, schema_checks, service_checks,
+                     startup, state)
 from runbook.compose import Compose, stop_containers, tag_images
 from runbook.errors import Problem
 from runbook.journal import Journal
@@ -83,6 +83,11 @@ class Upgrade:
     lock: RunLock = field(init=False)
     new_profile: Profile | None = None
     before: state.InstallState | None = None
+    # The database once every app container is stopped: a live app writes until then, so this, not
+    # ``before``, is what a rollback must give back and what the migration's effect is judged against.
+    at_stop: state.InstallState | None = None
+    delta: delta_backup.DeltaRecord | None = None
+    migrated: state.InstallState | None = None
     after: state.InstallState | None = None
     backup: backup.BackupRecord | None = None
     alembic_ini: str | None = None
@@ -208,6 +213,21 @@ class Upgrade:
         else:
             stop_containers(self.client, others + user_facing)
             stop_containers(self.client, [worker], timeout=int(self.settings.drain_deadline_s))
+        self.record_at_stop()
+
+    def record_at_stop(self) -> None:
+        """The state the rollback must give back, and the rows written since the recording, kept."""
+        self.at_stop = self.capture(self.profile)
+        self.journal.set("at_stop", self.at_stop.to_json())
+        written = delta_backup.changed_tables(self.before.tables, self.at_stop.tables)
+        if not written or self.backup is None:
+            return
+        destination = Path(self.backup.dump).with_suffix(".since-backup.dump")
+        self.delta = delta_backup.take(self.db_container, self.db_user, self.db_name, written, destination)
+        self.journal.set("delta_backup", self.delta.to_json())
+        progress(f"the app wrote to {len(written)} tables after the state was recorded ({', '.join(written[:5])}"
+                 f"{' ...' if len(written) > 5 else ''}); their rows at the stop kept in {destination} "
+                 f"({self.delta.size / 1024:.0f} KiB, {self.delta.seconds:.1f}s)")
 
     def drain_celery(self, when: str) -> None:
         """Wait until the worker has taken and finished everything queued in Redis."""
@@ -231,6 +251,10 @@ class Upgrade:
         result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)
         if result.returncode != 0:
             raise Problem(f"alembic upgrade head failed: {self.profile.redactor(error_line(result.stderr))[:300]}")
+        self.migrated = self.capture(self.new_profile)  # still stopped: the migration's effect alone
+        lost = state.rows_preserved(self.at_stop or self.before, self.migrated)
+        if lost:
+            raise Problem(f"row counts changed by the migration: {'; '.join(lost)}")
 
     def stage_start(self) -> None:
         """Start and judge the new version ourselves: a crash or a sustained run of bad /health answers
@@ -259,9 +283,6 @@ class Upgrade:
             schema_checks.at_code_head(new.install_dir, conn)
         self.after = self.capture(new)
         self.journal.set("after", self.after.to_json())
-        lost = state.rows_preserved(self.before, self.after)
-        if lost:
-            raise Problem(f"row counts changed by the upgrade: {'; '.join(lost)}")
 
     def stage_finish(self) -> None:
         self.lock.release()

@@ -3,8 +3,11 @@ real failure ends with the old version back, healthy, and every table's checksum
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -152,10 +155,11 @@ def test_a_migration_that_committed_part_of_its_run_is_rolled_back_to_the_record
     assert [(a["name"], a["ok"]) for a in rollback["actions"]] == [
         ("stop the new app containers", True), ("alembic downgrade 0002_scan_indexes with the NEW image", True),
         ("check out the recorded git ref", True), ("re-tag the recorded images", True),
-        ("start the old version and wait healthy", True), ("verify restored state", False),
+        ("stop whatever app container runs", True), ("compare the database with the state at the stop", False),
         ("stop the app containers (database container kept)", True),
         ("restore the verified backup into a recreated database", True),
         ("check out the recorded git ref", True), ("re-tag the recorded images", True),
+        ("stop whatever app container runs", True), ("compare the database with the state at the stop", True),
         ("start the old version and wait healthy", True), ("verify restored state", True)]
     properties = run.properties["test_stage[migrate]"]
     assert [properties[f"rollback_difference_{i}"] for i in (1, 2)] == left_behind
@@ -302,3 +306,48 @@ def test_report_shows_header_and_timeline_in_a_real_browser(pytester: pytest.Pyt
     if outcome.startswith("ROLLED BACK"):
         assert "rollback: start the old version" in dom
     assert screenshot.stat().st_size > 10_000
+
+
+def write_while_the_old_version_serves(install: Installation, deadline_s: float = 300) -> dict:
+    """As a live OpenWatch does (its scheduler, its users): once the backup is taken, add three users
+    and rename a host, then take the test's own snapshot of the database as it will be at the stop.
+    Returns that snapshot and when it was finished."""
+    journal_file = install.directory / ".openwatch-upgrade" / "journal.json"
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        stages = json.loads(journal_file.read_text()).get("stages", []) if journal_file.exists() else []
+        if any(stage["name"] == "verify_backup" for stage in stages):
+            break
+        time.sleep(0.05)
+    else:
+        raise TimeoutError("the upgrade never reached verify_backup")
+    with install.connect() as conn:
+        for n in range(3):
+            conn.execute("INSERT INTO users (username, email, password_hash, role, created_at) "
+                         "VALUES (%s, %s, 'pbkdf2_sha256$1$late$x', 'viewer', now())",
+                         (f"late-user-{n}", f"late-user-{n}@openwatch.invalid"))
+        conn.execute("UPDATE hosts SET hostname = 'renamed-after-the-backup' WHERE id = (SELECT min(id) FROM hosts)")
+    state = snapshot(install)
+    return {"snapshot": state, "finished": time.time()}
+
+
+def test_rows_written_after_the_backup_survive_the_emergency_restore(pytester: pytest.Pytester,
+                                                                      baseline: Installation) -> None:
+    """The backup is taken while the old version serves; what it writes until the stop is kept at
+    the stop and put back on top of the backup by the emergency tier, so the rollback ends with the
+    database exactly as it was when the app stopped, not as it was at the backup."""
+    before = snapshot(baseline)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writer = pool.submit(write_while_the_old_version_serves, baseline)
+        run = upgrade(pytester, baseline, "v1.0.0-fault-downgrade")
+        written = writer.result(timeout=60)
+    record = journal(baseline)
+    stopped_at = next(stage["t0"] for stage in record["stages"] if stage["name"] == "drain_and_stop")
+    assert written["finished"] < stopped_at, "the test's writes must land before the app stops"
+    assert record["delta_backup"]["tables"] == ["hosts", "users"]
+    assert Path(record["delta_backup"]["dump"]).stat().st_mode & 0o777 == 0o600
+    expected = {**written["snapshot"], "ref": before["ref"], "version": before["version"]}
+    assert expected["contents"] != before["contents"]
+    assert_rolled_back(run, baseline, expected, "emergency", "verify")
+    with baseline.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM users WHERE username LIKE 'late-user-%'").fetchone()[0] == 3

@@ -13,6 +13,7 @@ import docker.errors
 import psycopg
 import pytest
 
+from runbook import delta_backup
 from runbook.backup import BackupRecord
 from runbook.errors import Problem
 from runbook.journal import Journal
@@ -37,7 +38,8 @@ FAILURES: dict[str, Callable[[], Exception]] = {
     "CommandError": lambda: CommandError(["docker", "compose", "up"], 1, "container exited"),
 }
 
-QUICK = ["check out the recorded git ref", "re-tag the recorded images", "start the old version and wait healthy",
+QUICK = ["check out the recorded git ref", "re-tag the recorded images", "stop whatever app container runs",
+         "compare the database with the state at the stop", "start the old version and wait healthy",
          "verify restored state"]
 EMERGENCY = ["stop the app containers (database container kept)",
              "restore the verified backup into a recreated database", *QUICK]
@@ -105,6 +107,9 @@ class ScriptedRollback(Rollback):
     def restore_database(self) -> None:
         self._act("restore_database")
 
+    def verify_database(self) -> None:
+        self._act("verify_database")
+
     def verify_restored(self) -> None:
         self._act("verify_restored")
 
@@ -129,9 +134,9 @@ def names(result: RollbackResult) -> list[str]:
 def test_any_exception_in_a_tier_escalates_to_the_emergency_tier(upgrade: FakeUpgrade, failure: str) -> None:
     rollback = ScriptedRollback(upgrade, failures={"start_old": FAILURES[failure]()})
     result = rollback.run_tier("quick")
-    assert names(result) == [*QUICK[:3], *EMERGENCY]
+    assert names(result) == [*QUICK[:5], *EMERGENCY]
     assert result.ok and result.tier == "emergency" and result.requested == "quick"
-    assert [a["ok"] for a in result.actions][:3] == [True, True, False]
+    assert [a["ok"] for a in result.actions][:5] == [True, True, True, True, False]
     recorded = Journal.load(upgrade.profile.install_dir).data
     assert recorded["outcome"] == "ROLLED BACK (emergency)" and recorded["rollback"]["tier"] == "emergency"
     assert not upgrade.lock.held and not upgrade.lock.path.exists()
@@ -166,7 +171,7 @@ def test_a_failing_emergency_tier_stops_safe_with_manual_steps_and_keeps_the_loc
 def test_without_a_backup_or_a_data_comparison_the_first_failure_stops_safe(upgrade: FakeUpgrade,
                                                                             failure: str) -> None:
     result = ScriptedRollback(upgrade, failures={"start_old": FAILURES[failure]()}).run_tier("quick", compare_data=False)
-    assert not result.ok and result.tier == "quick" and result.manual_steps and names(result) == QUICK[:3]
+    assert not result.ok and result.tier == "quick" and result.manual_steps and names(result) == QUICK[:5]
     upgrade.backup = None
     result = ScriptedRollback(upgrade, failures={"restore_ref": FAILURES[failure]()}).run_tier("ref")
     assert not result.ok and result.tier == "ref" and "<the newest verified dump" in result.manual_steps[4]
@@ -270,3 +275,12 @@ class NoContainers:
         @staticmethod
         def list(**_: object) -> list:
             return []
+
+
+def test_tables_written_between_the_recording_and_the_stop_are_named() -> None:
+    recorded = {"hosts": {"rows": 2, "checksum": "1"}, "users": {"rows": 5, "checksum": "9"},
+                "scans": {"rows": 0, "checksum": "0"}}
+    at_stop = {"hosts": {"rows": 2, "checksum": "7"}, "users": {"rows": 8, "checksum": "3"},
+               "scans": {"rows": 0, "checksum": "0"}, "job_queue": {"rows": 1, "checksum": "4"}}
+    assert delta_backup.changed_tables(recorded, at_stop) == ["hosts", "job_queue", "users"]
+    assert delta_backup.changed_tables(recorded, recorded) == []
