@@ -20,6 +20,7 @@ from plugins.options import PROFILE_KEY
 from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
 from runbook.rollback import Rollback, RollbackResult, finished_upgrade
+from runbook.targets import recorded_label
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
@@ -186,7 +187,7 @@ def outcome(config: pytest.Config) -> str | None:
         if config.getoption("resume") and recorded != "running":
             return f"--resume: the interrupted run ended {recorded}"
         if recorded == "UPGRADED":
-            return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}"
+            return f"UPGRADED {upgrade.profile.version} -> {recorded_label(upgrade.journal.data)}"
         if config.getoption("rollback_to") and recorded != "running":
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
         return None
@@ -214,7 +215,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     metadata.update({
         "Outcome": journal.get("outcome"),
         "Summary": line,
-        "Upgrade": f"{before.get('version')} ({before.get('git_ref')}) -> {journal.get('target')}",
+        "Upgrade": f"{before.get('version')} ({before.get('git_ref')}) -> {recorded_label(journal)}",
         "Alembic revision before -> after": f"{before.get('revision')} -> {after.get('revision') or '(not reached)'}",
         "Started / finished (UTC)": f"{journal.get('started')} / {journal.get('finished') or '-'}",
     })
