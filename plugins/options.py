@@ -100,8 +100,8 @@ def load_profile(config: pytest.Config) -> Profile:
     target = config.getoption("target")
     own_run = [name for name in ("rollback_to", "resume") if config.getoption(name, None)]
     if upgrade_run and not target and not own_run:
-        raise pytest.UsageError("the upgrade suite needs --target (a tag, a branch such as main, or a commit id; or --rollback-to TAG to undo the last "
-                                "upgrade, or --resume to settle one that died)")
+        raise pytest.UsageError("the upgrade suite needs --target (a tag, a branch such as main, or a commit id), "
+                                "or --rollback-to REF to undo the last upgrade, or --resume to settle one that died")
     if len(own_run) + bool(target) > 1:
         raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
     died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if upgrade_run and not own_run else None

@@ -34,8 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("openwatch")
     group.addoption("--no-rollback", action="store_true",
                     help="leave a failed upgrade as it is, for debugging (the journal still records it)")
-    group.addoption("--rollback-to", metavar="TAG",
-                    help="undo the last finished upgrade (recorded in the journal) back to TAG, as its own run")
+    group.addoption("--rollback-to", metavar="REF",
+                    help="undo the last finished upgrade (recorded in the journal) back to REF, the tag, VERSION or "
+                         "commit id (7+ digits) it started from, as its own run")
     group.addoption("--resume", action="store_true",
                     help="settle an upgrade run that died (SIGKILL, power loss): roll it back, or complete it "
                          "if it had verified the new version")

@@ -95,9 +95,10 @@ def judge(install_dir: Path, target: Target, installed_version: str) -> int:
     here = installed_label(install_dir, installed)
     if gitrepo.is_ancestor(install_dir, target.commit, installed):
         behind = gitrepo.commits_between(install_dir, target.commit, installed)
+        back = target.commit[:12] if target.kind == "branch" else target.name  # a branch moves; --rollback-to needs a fixed point
         raise Problem(f"a downgrade: {target.label} is {behind} commit{'s' * (behind != 1)} behind the installed {here}; "
                       f"going back is a rollback of the upgrade that left it: `pytest suites/upgrade --rollback-to "
-                      f"{target.name}`")
+                      f"{back}`")
     if not gitrepo.is_ancestor(install_dir, installed, target.commit):
         base = gitrepo.merge_base(install_dir, installed, target.commit)
         if base is None:

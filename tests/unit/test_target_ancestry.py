@@ -11,7 +11,10 @@ import pytest
 
 from runbook import alembic_scripts, gitrepo, targets
 from runbook.errors import OperatorError, Problem
+from runbook.journal import Journal
+from runbook.rollback import finished_upgrade
 from runbook.shell import run
+from runbook.state import InstallState
 from tests.real_openwatch import GIT_IDENTITY, TAGS, bundle, commit_on
 
 FEB, APR, JUN = TAGS
@@ -146,6 +149,32 @@ def test_a_downgrade_is_refused_with_the_rollback_to_use(shared_install: Path) -
     assert str(older.value) == (f"a downgrade: {FEB} ({target.commit[:12]}) is 2 commits behind the installed {JUN} "
                                 f"({june[:12]}); going back is a rollback of the upgrade that left it: "
                                 f"`pytest suites/upgrade --rollback-to {FEB}`")
+
+
+def test_a_branch_behind_is_a_downgrade_to_its_commit(own_origin: tuple[Path, Path]) -> None:
+    """A branch moves, so the way back names the commit, which --rollback-to accepts abbreviated."""
+    origin, install = own_origin
+    at(install, JUN)
+    run(["git", "--git-dir", str(origin), "update-ref", "refs/heads/stable", f"{APR}^{{commit}}"])
+    target = targets.resolve(install, "stable")
+    with pytest.raises(Problem) as older:
+        targets.judge(install, target, VERSION)
+    assert str(older.value).startswith(f"a downgrade: stable ({target.commit[:12]}) is 1 commit behind the installed ")
+    assert str(older.value).endswith(f"`pytest suites/upgrade --rollback-to {target.commit[:12]}`")
+
+
+def test_rollback_to_takes_the_recorded_commit_abbreviated(tmp_path: Path) -> None:
+    """An untagged installation's recorded ref is its commit id; --rollback-to finds it by 7 digits or more."""
+    started_at = "80c783a" + "0" * 33
+    journal = Journal.start(tmp_path, "main", "CHG-1", "b40ae7a" + "0" * 33, "branch")
+    journal.take_over()
+    journal.set("before", InstallState(VERSION, started_at, started_at, "035_merge_alerts", {}, {}).to_json())
+    journal.finish("UPGRADED")
+    for name in (started_at, started_at[:7], started_at[:12].upper(), VERSION):
+        assert finished_upgrade(tmp_path, name).data["target_commit"].startswith("b40ae7a")
+    for name in (started_at[:6], "b40ae7a", "main"):
+        with pytest.raises(OperatorError, match=f"^the last upgrade started from {started_at} "):
+            finished_upgrade(tmp_path, name)
 
 
 @pytest.fixture
