@@ -62,12 +62,14 @@ def resolve(install_dir: Path, name: str) -> Target:
         return Target(name, commit, "tag" if ref.startswith("refs/tags/") else "branch")
     if abbreviated:
         commit = gitrepo.commit_of(install_dir, name.lower())
-        if commit and commit.startswith(name.lower()) and gitrepo.reachable_from_any(install_dir, commit, list(refs.values())):
+        in_origin = commit is not None and gitrepo.reachable_from_any(install_dir, commit, list(refs.values()))
+        if in_origin and commit.startswith(name.lower()):
             return Target(name, commit, "commit")
-    short = [ref.split("/", 2)[2] for ref in refs]
-    near = versions.nearest(name, short)
-    raise OperatorError(f"{name} is not a tag, branch or commit of origin" + (f" (nearest: {', '.join(near)})" if near else "")
-                        + ("; an abbreviated id must be unique in this clone" if abbreviated else "") + f"; {WHAT_TO_PASS}")
+    near = versions.nearest(name, [ref.split("/", 2)[2] for ref in refs])
+    raise OperatorError(f"{name} is not a tag, branch or commit of origin"
+                        + (f" (nearest: {', '.join(near)})" if near else "")
+                        + ("; an abbreviated id must be unique in this clone" if abbreviated else "")
+                        + f"; {WHAT_TO_PASS}")
 
 
 def _ref_names(name: str) -> list[str]:
@@ -95,7 +97,7 @@ def judge(install_dir: Path, target: Target, installed_version: str) -> int:
     here = installed_label(install_dir, installed)
     if gitrepo.is_ancestor(install_dir, target.commit, installed):
         behind = gitrepo.commits_between(install_dir, target.commit, installed)
-        back = target.commit[:12] if target.kind == "branch" else target.name  # a branch moves; --rollback-to needs a fixed point
+        back = target.commit[:12] if target.kind == "branch" else target.name  # a branch moves on; its commit stays
         raise Problem(f"a downgrade: {target.label} is {behind} commit{'s' * (behind != 1)} behind the installed {here}; "
                       f"going back is a rollback of the upgrade that left it: `pytest suites/upgrade --rollback-to "
                       f"{back}`")

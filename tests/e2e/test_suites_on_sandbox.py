@@ -179,7 +179,7 @@ def test_stale_lock_of_a_dead_run(pytester: pytest.Pytester, restore: Installati
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: v0.2.0;rm -rf / is not a tag, branch or commit of origin; pass "),
+    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: v0.2.0;rm -rf / is not a tag, branch or commit of origin (nearest: v0.2.0"),
     (["--target", "../../etc/passwd"], "ERROR: --target: ../../etc/passwd is not a tag, branch or commit of origin"),
     (["--target", "v0.1.0"], "ERROR: --target: the installation is already at 0.1.0 (v0.1.0); there is nothing to upgrade"),
     (["--target", "v0.2.7"], "ERROR: --target: v0.2.7 is not a tag, branch or commit of origin (nearest: v0.2.1, v0.2.0"),
