@@ -137,6 +137,8 @@ def summary(config: pytest.Config, exitstatus: int) -> dict:
         "exit_status": int(exitstatus), "outcome": outcome,
         "from_version": before.get("version") or (profile.version if profile else None),
         "target": options.target if options else None,
+        "target_commit": options.resolved_target.commit if options and options.resolved_target else None,
+        "target_kind": options.resolved_target.kind if options and options.resolved_target else None,
         "revision_before": before.get("revision"), "revision_after": after.get("revision"),
         "backup": journal.get("backup"), "downtime": journal.get("downtime"), "stages": journal.get("stages", []),
         "rollback": journal.get("rollback"), "maintenance": maintenance.to_json() if maintenance else None,

@@ -43,7 +43,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "Git ref": _git_ref(profile),
         "Install dir": str(profile.install_dir),
         "Compose project": profile.project,
-        "Target": options.target or "-",
+        "Target": (f"{options.resolved_target.label}, a {options.resolved_target.kind}" if options.resolved_target
+                   else options.target or "-"),
         "Ticket": options.ticket or "-",
         "Host": socket.gethostname(),
     })

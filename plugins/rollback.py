@@ -20,6 +20,7 @@ from plugins.options import PROFILE_KEY
 from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
 from runbook.rollback import Rollback, RollbackResult, finished_upgrade
+from runbook.targets import recorded_label
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
@@ -33,8 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("openwatch")
     group.addoption("--no-rollback", action="store_true",
                     help="leave a failed upgrade as it is, for debugging (the journal still records it)")
-    group.addoption("--rollback-to", metavar="TAG",
-                    help="undo the last finished upgrade (recorded in the journal) back to TAG, as its own run")
+    group.addoption("--rollback-to", metavar="REF",
+                    help="undo the last finished upgrade (recorded in the journal) back to REF, the tag, VERSION or "
+                         "commit id (7+ digits) it started from, as its own run")
     group.addoption("--resume", action="store_true",
                     help="settle an upgrade run that died (SIGKILL, power loss): roll it back, or complete it "
                          "if it had verified the new version")
@@ -197,7 +199,7 @@ def outcome(config: pytest.Config) -> str | None:
         if config.getoption("resume") and recorded != "running":
             return f"--resume: the interrupted run ended {recorded}"
         if recorded == "UPGRADED":
-            return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}"
+            return f"UPGRADED {upgrade.profile.version} -> {recorded_label(upgrade.journal.data)}"
         if config.getoption("rollback_to") and recorded != "running":
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
         return None
@@ -225,7 +227,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     metadata.update({
         "Outcome": journal.get("outcome"),
         "Summary": line,
-        "Upgrade": f"{before.get('version')} ({before.get('git_ref')}) -> {journal.get('target')}",
+        "Upgrade": f"{before.get('version')} ({before.get('git_ref')}) -> {recorded_label(journal)}",
         "Alembic revision before -> after": f"{before.get('revision')} -> {after.get('revision') or '(not reached)'}",
         "Started / finished (UTC)": f"{journal.get('started')} / {journal.get('finished') or '-'}",
     })

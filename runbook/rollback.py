@@ -315,12 +315,14 @@ class Rollback:
 
 
 def finished_upgrade(install_dir: Path, tag: str) -> Journal:
-    """The journal of the last upgrade, if it finished and started from ``tag``; else OperatorError."""
+    """The journal of the last upgrade, if it finished and started from ``tag`` (its tag, VERSION, or
+    commit id, abbreviated to 7 digits or more: untagged installations have only that); else OperatorError."""
     journal = Journal.load(install_dir)
     if journal is None or journal.data.get("before") is None:
         raise OperatorError(f"no upgrade journal in {install_dir}; --rollback-to needs the run it undoes")
     before = state.InstallState.from_json(journal.data["before"])
-    if tag not in (before.git_ref, f"v{before.version}", before.version):
+    abbreviated_commit = len(tag) >= 7 and before.git_commit.startswith(tag.lower())
+    if tag not in (before.git_ref, f"v{before.version}", before.version) and not abbreviated_commit:
         raise OperatorError(f"the last upgrade started from {before.git_ref} ({before.version}), not {tag}; "
                             f"--rollback-to can only return to {before.git_ref}")
     if journal.data.get("outcome") != "UPGRADED":

@@ -27,6 +27,7 @@ from runbook.lock import RunLock
 from runbook.envfile import parse_env
 from runbook.profile import Profile
 from runbook.shell import progress
+from runbook.targets import Target
 
 APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
 USER_FACING = ("frontend", "backend")
@@ -63,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
 
 @dataclass
 class Settings:
-    target: str
+    target: Target | None  # None for --rollback-to and --resume, which never check a target out
     ticket: str | None
     backup_dir: Path
     base_url: str
@@ -177,21 +178,23 @@ class Upgrade:
         self.journal.set("backup", {**self.backup.to_json(), "verification": result})
 
     def stage_checkout(self) -> None:
-        install_dir = self.profile.install_dir
+        """The commit ``--target`` resolved to at the start of the run (a branch that moved since is
+        not followed); the fetch brings the tags, so the recorded state names the new release's."""
+        install_dir, target = self.profile.install_dir, self.settings.target
         gitrepo.git(install_dir, "fetch", "--quiet", "--tags", "origin", timeout=600)
-        gitrepo.git(install_dir, "checkout", "--quiet", "--detach", self.settings.target)
+        gitrepo.git(install_dir, "checkout", "--quiet", "--detach", target.commit)
         self.new_profile = self.load_profile()
         expected = parse_env((install_dir / ".env.example").read_text(), interpolate=False)
         missing = sorted(name for name in expected if name not in self.profile.env)
         if missing:
-            raise Problem(f".env lacks {', '.join(missing)}, which {self.settings.target} expects; add them to .env")
+            raise Problem(f".env lacks {', '.join(missing)}, which {target.name} expects; add them to .env")
 
     def stage_build(self) -> None:
         compose = Compose.of(self.new_profile)
         seconds = compose.build()
         self.alembic_ini = compose.alembic_ini()
         self.journal.set("alembic_ini", self.alembic_ini)
-        progress(f"built {self.settings.target} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
+        progress(f"built {self.settings.target.label} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
 
     def stage_drain_and_stop(self) -> None:
         """Stop the old version without losing queued work. Celery keeps its queue in Redis, which a

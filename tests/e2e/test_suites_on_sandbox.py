@@ -17,7 +17,8 @@ from tests.suite_runner import SuiteRun, run_suite
 
 PREFLIGHT = {
     "test_backend_reports_healthy", "test_every_container_running_and_healthy", "test_version_file_readable",
-    "test_database_at_the_single_head_of_current_code", "test_install_dir_has_free_space", "test_install_dir_writable",
+    "test_database_at_the_single_head_of_current_code", "test_target_migrations_continue_from_the_database_revision",
+    "test_install_dir_has_free_space", "test_install_dir_writable",
     "test_backup_dir_has_free_space", "test_backup_dir_writable", "test_env_and_certificates_readable",
     "test_env_has_every_variable_the_target_expects", "test_no_local_changes_a_checkout_would_clobber",
     "test_no_other_upgrade_in_progress", "test_celery_has_no_running_tasks", "test_job_queue_has_no_running_jobs",
@@ -141,8 +142,11 @@ def test_database_at_a_revision_the_code_does_not_know(pytester: pytest.Pytester
         with restore.connect() as conn:
             conn.execute("UPDATE alembic_version SET version_num = '0002_scan_indexes'")
     assert_only_failed(audit, POSTFLIGHT, {"test_database_at_the_code_head"})
-    assert_only_failed(gate, PREFLIGHT, {"test_database_at_the_single_head_of_current_code"})
+    assert_only_failed(gate, PREFLIGHT, {"test_database_at_the_single_head_of_current_code",
+                                         "test_target_migrations_continue_from_the_database_revision"})
     assert "9999_from_the_future, which this code" in gate.messages["test_database_at_the_single_head_of_current_code"]
+    assert ("the target's migrations do not know revision 9999_from_the_future the database is at: v0.2.0 ("
+            in gate.messages["test_target_migrations_continue_from_the_database_revision"])
 
 
 def test_second_alembic_head_in_the_code(pytester: pytest.Pytester, restore: Installation) -> None:
@@ -198,10 +202,11 @@ def test_stale_lock_of_a_dead_run(pytester: pytest.Pytester, restore: Installati
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: tag v0.2.0;rm -rf / does not exist in origin"),
-    (["--target", "../../etc/passwd"], "ERROR: --target: tag ../../etc/passwd does not exist in origin"),
+    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: v0.2.0;rm -rf / is not a tag, branch or commit of origin (nearest: v0.2.0"),
+    (["--target", "../../etc/passwd"], "ERROR: --target: ../../etc/passwd is not a tag, branch or commit of origin"),
     (["--target", "v0.1.0"], "ERROR: --target: the installation is already at 0.1.0 (v0.1.0); there is nothing to upgrade"),
-    (["--target", "v0.2.7"], "ERROR: --target: tag v0.2.7 does not exist in origin (nearest: v0.2.1, v0.2.0"),
+    (["--target", "v0.2.7"], "ERROR: --target: v0.2.7 is not a tag, branch or commit of origin (nearest: v0.2.1, v0.2.0"),
+    (["--target", "deadbeef"], "ERROR: --target: deadbeef is not a tag, branch or commit of origin; an abbreviated id "),
     (["--runtime", "podman"], "ERROR: --runtime podman is not supported yet; use --runtime docker"),
 ])
 def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, ready: Installation,
@@ -209,6 +214,19 @@ def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, ready:
     run = run_suite(pytester, "preflight", "--install-dir", str(ready.directory), *args)
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     assert message in run.output and "Traceback" not in run.output
+
+
+def test_target_main_is_origins_main_resolved_to_one_commit(pytester: pytest.Pytester, ready: Installation) -> None:
+    """The sandbox's main is v1.0.0's commit: an upgrade by ancestry, whose migrations continue from
+    the database's 0002 to 0005, with the major-version jump told as a warning."""
+    main = subprocess.run(["git", "-C", str(ready.directory), "ls-remote", "origin", "refs/heads/main"],
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+    gate = run_suite(pytester, "preflight", "--install-dir", str(ready.directory), "--target", "main")
+    assert_only_failed(gate, PREFLIGHT, set())
+    checked = gate.properties["test_target_migrations_continue_from_the_database_revision"]
+    assert checked == {"target": f"main ({main[:12]}), a branch", "target_alembic_head": "0005_rule_results"}
+    assert f"main ({main[:12]}) is a major release (0.1.0 -> 1.0.0)" in gate.output
+    assert (gate.bundle["target"], gate.bundle["target_commit"], gate.bundle["target_kind"]) == ("main", main, "branch")
 
 
 def _replace_env_line(install: Installation, name: str, line: str) -> str:

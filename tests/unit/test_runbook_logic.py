@@ -48,16 +48,16 @@ def write_revision(folder: Path, revision: str, down: object) -> None:
     (folder / f"{revision}.py").write_text(f"revision = {revision!r}\ndown_revision = {down!r}\n")
 
 
-def test_alembic_heads_and_ancestry(tmp_path: Path) -> None:
+def test_alembic_heads_and_merge_revisions(tmp_path: Path) -> None:
     versions_dir = tmp_path / alembic_scripts.VERSIONS_DIR
     write_revision(versions_dir, "a1", None)
     write_revision(versions_dir, "b2", "a1")
-    assert alembic_scripts.heads(tmp_path) == ["b2"]
+    assert alembic_scripts.heads(alembic_scripts.scripts(tmp_path)) == ["b2"]
     write_revision(versions_dir, "c3", "a1")
-    assert alembic_scripts.heads(tmp_path) == ["b2", "c3"]
+    assert alembic_scripts.heads(alembic_scripts.scripts(tmp_path)) == ["b2", "c3"]
     write_revision(versions_dir, "d4", ("b2", "c3"))  # a merge revision
-    assert alembic_scripts.heads(tmp_path) == ["d4"]
-    assert alembic_scripts.is_ancestor(tmp_path, "a1", "d4") and not alembic_scripts.is_ancestor(tmp_path, "d4", "a1")
+    graph = alembic_scripts.scripts(tmp_path)
+    assert alembic_scripts.heads(graph) == ["d4"] and graph["d4"].down_revisions == ("b2", "c3")
 
 
 AS_RECORDED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=[])
