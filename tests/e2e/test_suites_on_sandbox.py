@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.installation import Installation
-from tests.suite_runner import SuiteRun, run_suite
+from tests.suite_runner import JOB_QUEUE_CHECKS, SuiteRun, run_suite
 
 PREFLIGHT = {
     "test_backend_reports_healthy", "test_every_container_running_and_healthy", "test_version_file_readable",
@@ -34,9 +34,6 @@ POSTFLIGHT = {
     "test_newest_backup_is_recent", "test_secrets_and_backups_private_to_their_owner", "test_no_backup_kept_past_retention",
     "test_no_container_restarted_during_the_audit",
 }
-# The sandbox runs Celery: the job-queue checks do not apply to it (and say so).
-JOB_QUEUE_ONLY = {"test_job_queue_has_no_running_jobs", "test_job_queue_keeps_up", "test_no_job_stuck_running",
-                  "test_recurring_jobs_scheduled"}
 TARGET = "v0.2.0"
 
 
@@ -53,7 +50,7 @@ def assert_only_failed(run: SuiteRun, everything: set[str], expected: set[str], 
     assert set(run.outcomes) == everything, run.output
     broken = run.named("failed") | run.named("error")
     assert broken - either == expected, {name: run.messages[name] for name in broken}
-    not_applicable = everything & JOB_QUEUE_ONLY
+    not_applicable = everything & JOB_QUEUE_CHECKS
     assert run.named("skipped") - either == not_applicable
     assert all("this installation runs Celery" in run.messages[name] for name in not_applicable)
     assert run.named("passed") | either >= everything - expected - not_applicable
