@@ -214,6 +214,7 @@ class Rollback:
             service_checks.backend_health(http, upgrade.settings.base_url, expected_version=upgrade.before.version)
         service_checks.containers_healthy(upgrade.client, current)
         restored = upgrade.capture(current)
+        upgrade.journal.set("restored", restored.to_json())  # the report's "after" of a rollback
         if restored.revision != upgrade.before.revision:
             raise Problem(f"database at {restored.revision}, recorded {upgrade.before.revision}")
         differing = state.data_differences(upgrade.before, restored) if self.compare_data else []

@@ -27,6 +27,9 @@ from pathlib import Path
 from runbook.shell import progress, run
 from sandbox.installation import Ports
 
+# Destinations no container of a test engine may reach, apart from its own networks and the resolvers.
+FENCED_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+
 STATE_ROOT = Path("/var/lib/openwatch-suite-engines")
 RUN_ROOT = Path("/run/openwatch-suite-engines")
 NAME_PATTERN = re.compile(r"^[a-z0-9]{1,8}$")
@@ -240,8 +243,23 @@ class PrivateEngine:
 
     def _firewall_rules(self) -> list[tuple[str, str, list[str]]]:
         """(table, chain, rule): accept forwarding to and from this engine's networks (a host engine sets
-        FORWARD to DROP), and masquerade what leaves them (image builds fetch Debian packages)."""
+        FORWARD to DROP), and masquerade what leaves them (image builds fetch Debian packages).
+
+        What runs in the engine may reach its own networks, the host's DNS resolvers and public
+        addresses (the package registries), never another private-range or link-local address:
+        the real OpenWatch's workers contact every managed host every 30 s, so a seeded host address
+        that routed anywhere would be traffic to someone else's machine. Refused, not dropped, so a
+        connection attempt fails at once instead of hanging a task."""
         rules: list[tuple[str, str, list[str]]] = []
+        for network in self.networks:
+            for own in self.networks:
+                rules.append(("filter", self.chain, ["-s", str(network), "-d", str(own), "-j", "ACCEPT"]))
+            for resolver in host_resolvers():
+                for protocol in ("udp", "tcp"):
+                    rules.append(("filter", self.chain, ["-s", str(network), "-d", resolver, "-p", protocol,
+                                                         "--dport", "53", "-j", "ACCEPT"]))
+            for fenced in FENCED_RANGES:
+                rules.append(("filter", self.chain, ["-s", str(network), "-d", fenced, "-j", "REJECT"]))
         for network in self.networks:
             rules.append(("filter", self.chain, ["-s", str(network), "-j", "ACCEPT"]))
             rules.append(("filter", self.chain, ["-d", str(network), "-j", "ACCEPT"]))
@@ -294,3 +312,18 @@ class PrivateEngine:
 
 def from_environment(default: str = "tests") -> PrivateEngine:
     return PrivateEngine(os.environ.get("OPENWATCH_TEST_ENGINE", default))
+
+
+def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """The IPv4 name servers the host uses (a container on the default bridge gets the same list)."""
+    if not resolv_conf.is_file():
+        return []
+    found = []
+    for line in resolv_conf.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                found.append(str(ipaddress.IPv4Address(words[1])))
+            except ipaddress.AddressValueError:
+                continue  # IPv6: this engine has no IPv6
+    return found

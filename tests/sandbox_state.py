@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
-from runbook import dbstate, gitrepo
+from runbook import dbstate, gitrepo, schemas
 from sandbox.installation import Installation
 
 
 def journal(install: Installation) -> dict:
-    return json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
+    """The journal the run left, checked against its published schema."""
+    data = json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
+    assert not schemas.problems(schemas.JOURNAL, data), schemas.problems(schemas.JOURNAL, data)
+    return data
 
 
 def snapshot(install: Installation) -> dict:
