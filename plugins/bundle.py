@@ -159,21 +159,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if BUNDLE_KEY not in config.stash:
         return
-    bundle = config.stash[BUNDLE_KEY]
     profile = config.stash.get(PROFILE_KEY, None)
-    redact = profile.redactor if profile else str
     found = config.stash[SUMMARY_KEY] = summary(config, session.exitstatus)
-    write = {bundle.json: found}
-    if found["artifacts"]["servicenow"]:
-        write[Path(found["artifacts"]["servicenow"])] = exports.servicenow_change(found, run_summary.title(found))
-        event = exports.cdevent(found, config.stash[UPGRADE_KEY].journal.data["run_id"])
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    write_bundle(found, upgrade.journal.data.get("run_id", "") if upgrade else "", profile.redactor if profile else str)
+
+
+def write_bundle(found: dict, run_id: str, redact) -> None:
+    """The JSON summary, the exports its artifacts name (a CDEvent only for a service that moved) and
+    the folder's index, every file through ``redact``."""
+    artifacts = found["artifacts"]
+    write = {Path(artifacts["json"]): found}
+    if artifacts["servicenow"]:
+        write[Path(artifacts["servicenow"])] = exports.servicenow_change(found, run_summary.title(found))
+        event = exports.cdevent(found, run_id)
         if event is None:
-            found["artifacts"]["cdevent"] = None
+            artifacts["cdevent"] = None
         else:
-            write[Path(found["artifacts"]["cdevent"])] = event
+            write[Path(artifacts["cdevent"])] = event
     for path, document in write.items():
         path.write_text(redact(json.dumps(document, indent=2, default=str)))
-    report_index.write(bundle.json.parent)
+    report_index.write(Path(artifacts["index"]).parent)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
