@@ -72,27 +72,29 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
         html_report.title = page_title
     upgrade = config.stash.get(UPGRADE_KEY, None)
     redact = config.stash[PROFILE_KEY].redactor if PROFILE_KEY in config.stash else str
+    log = found["artifacts"]["log"]
+    notes = {"Terminal hang-up": f"the run went on to its end; its output from then on is in {log}"} if log else {}
     if upgrade is not None and found["suite"] == "upgrade":
         journal = upgrade.journal.data
         line = config.stash.get(VERDICT_LINE_KEY, "")
-        card = report_html.upgrade_card(journal, found["verdict"], line or page_title)
+        card = report_html.upgrade_card(journal, found["verdict"], line or page_title, notes)
         after = "after rollback" if journal.get("rollback") else "after"
         parts = [card, report_html.integrity_table(change_record.data_integrity(journal), after)]
         svg = timeline.render(journal)
         if svg:
             parts.append(f'<div id="timeline">{svg}</div>')
     else:
-        parts = [_audit_card(config, found, page_title)]
+        parts = [_audit_card(config, found, page_title, notes)]
     prefix.extend(redact(part) for part in parts if part)
 
 
-def _audit_card(config: pytest.Config, found: dict, page_title: str) -> str:
+def _audit_card(config: pytest.Config, found: dict, page_title: str, notes: dict[str, str]) -> str:
     failing = [(test["nodeid"].split("::")[-1], test["message"]) for test in found["tests"] if test["outcome"] == "failed"]
     counts: dict[str, int] = {}
     for test in found["tests"]:
         if test["phase"] == "call" or test["outcome"] != "passed":
             counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
-    facts = dict(config.stash.get(FACTS_KEY, {}))
+    facts = {**notes, **config.stash.get(FACTS_KEY, {})}
     if found["target"]:
         facts["Target"] = found["target"]
     line = (found["maintenance"] or {}).get("line")

@@ -74,11 +74,11 @@ def _rollback(rollback: dict) -> str:
             f"in {seconds:.1f} s{problem}<ol class=\"actions\">{actions}</ol>")
 
 
-def upgrade_card(journal: dict, verdict: str, title: str) -> str:
-    facts = [_fact("Window (UTC)", f"{escape(str(journal.get('started')))} &rarr; "
-                                   f"{escape(str(journal.get('finished') or 'still running'))}"),
-             _fact("User-visible downtime", _downtime(journal.get("downtime"))),
-             _fact("Backup", _backup(journal.get("backup")))]
+def upgrade_card(journal: dict, verdict: str, title: str, notes: dict[str, str] | None = None) -> str:
+    window = f"{escape(str(journal.get('started')))} &rarr; {escape(str(journal.get('finished') or 'still running'))}"
+    facts = [_fact(label, escape(text)) for label, text in (notes or {}).items()]
+    facts += [_fact("Window (UTC)", window), _fact("User-visible downtime", _downtime(journal.get("downtime"))),
+              _fact("Backup", _backup(journal.get("backup")))]
     failed = change_record.failed_stage(journal)
     if failed and verdict != "IN PROGRESS":
         facts.append(_fact("Failed stage", f"<strong>{escape(failed['name'])}</strong>: {escape(failed['reason'])}"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plugins.bundle import write_bundle
-from runbook import backout, change_record, exports, report_html, report_index, run_summary, schemas
+from runbook import backout, change_record, report_html, report_index, run_summary, schemas
 from runbook.journal import SCHEMA_VERSION, Journal, migrated, refusal
 from runbook.logtail import notable
 from runbook.redaction import MASK, Redactor
