@@ -76,6 +76,8 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
     notes = {"Terminal hang-up": f"the run went on to its end; its output from then on is in {log}"} if log else {}
     if upgrade is not None and found["suite"] == "upgrade":
         journal = upgrade.journal.data
+        if not journal.get("before"):  # stopped before recording anything: the installation as found
+            notes.update(config.stash.get(FACTS_KEY, {}))
         line = config.stash.get(VERDICT_LINE_KEY, "")
         card = report_html.upgrade_card(journal, found["verdict"], line or page_title, notes)
         after = "after rollback" if journal.get("rollback") else "after"

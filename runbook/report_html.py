@@ -91,7 +91,8 @@ def upgrade_card(journal: dict, verdict: str, title: str, notes: dict[str, str] 
                                                f"<pre class=\"manual\">{steps}</pre>"))
     return (f'<section id="verdict" class="verdict verdict--{tone(verdict)}">'
             f'<div class="verdict__word">{escape(verdict)}</div><div class="verdict__title">{escape(title)}</div>'
-            f'<div class="verdict__body">{moves_table(journal)}<table class="facts">{"".join(facts)}</table></div>'
+            f'<div class="verdict__body">{moves_table(journal) if journal.get("before") else ""}'
+            f'<table class="facts">{"".join(facts)}</table></div>'
             "</section>")
 
 
