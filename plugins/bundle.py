@@ -143,7 +143,9 @@ def summary(config: pytest.Config, exitstatus: int) -> dict:
     return run_summary.build(
         suite=bundle.suite, ticket=options.ticket if options else None, host=socket.gethostname(),
         install_dir=str(profile.install_dir) if profile else None, version=profile.version if profile else None,
-        target=(options.target or journal.get("target")) if options else None, exit_status=exitstatus,
+        target=(options.target or journal.get("target")) if options else None,
+        target_commit=options.resolved_target.commit if options and options.resolved_target else None,
+        target_kind=options.resolved_target.kind if options and options.resolved_target else None, exit_status=exitstatus,
         journal=journal, maintenance=maintenance.to_json() if maintenance else None, tests=config.stash[RESULTS_KEY],
         artifacts={"html": str(bundle.html), "junit": str(bundle.junit), "json": str(bundle.json),
                    "log": str(bundle.log) if bundle.log.exists() else None,

@@ -3,19 +3,28 @@ first stage to the end of the run (rollback included), and reports it (terminal,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from _pytest.junitxml import xml_key
 
 from plugins.options import OPTIONS_KEY
 from plugins.keys import PROBER_KEY, UPGRADE_KEY
 from runbook.downtime import DowntimeReport, Prober
 
 REPORT_KEY = pytest.StashKey[DowntimeReport]()
+SUITE_PROPERTY_KEY = pytest.StashKey[Callable[[str, object], None]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("openwatch").addoption("--no-probe", action="store_true",
                                            help="do not measure user-visible downtime during an upgrade")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_property_writer(pytestconfig: pytest.Config, record_testsuite_property: Callable[[str, object], None]) -> None:
+    """Kept for :func:`pytest_sessionfinish`, which has no fixtures: pytest's public way to put a
+    property on the JUnit ``<testsuite>`` (a no-op without ``--junitxml``)."""
+    pytestconfig.stash[SUITE_PROPERTY_KEY] = record_testsuite_property
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -44,10 +53,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for index, outage in enumerate(report.outages, 1):
         properties[f"downtime_outage_{index}"] = (f"{outage.start:.1f}-{outage.end:.1f}s "
                                                  f"({outage.seconds:.1f}s) during {', '.join(outage.stages)}")
-    xml = config.stash.get(xml_key, None)
+    write_property = config.stash.get(SUITE_PROPERTY_KEY, None)
     for name, value in properties.items():
-        if xml is not None:
-            xml.add_global_property(name, str(value))
+        if write_property is not None:
+            write_property(name, str(value))
     upgrade = config.stash.get(UPGRADE_KEY, None)
     if upgrade is not None:
         upgrade.journal.set("downtime", {**properties, "marks": report.marks, "origin_epoch": report.origin_epoch,

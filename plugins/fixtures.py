@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from plugins.options import OPTIONS_KEY, PROFILE_KEY, SuiteOptions
-from runbook import celery_checks, containers, host_checks, service_checks
+from runbook import celery_checks, containers, host_checks, job_queue_checks, service_checks
 from runbook.errors import Problem
 from runbook.profile import Profile
 
@@ -106,6 +106,18 @@ def worker(worker_inspection: Future[celery_checks.WorkerSnapshot]) -> celery_ch
 def queued(docker_client: docker.DockerClient, profile: Profile) -> dict[str, int]:
     _, queues = celery_checks.worker_command(docker_client, profile)
     return celery_checks.queue_lengths(profile, queues)
+
+
+@pytest.fixture(scope="session")
+def job_queue(db: psycopg.Connection, profile: Profile) -> job_queue_checks.QueueSnapshot:
+    job_queue_checks.require_job_queue(profile)
+    return job_queue_checks.snapshot(db)
+
+
+@pytest.fixture(scope="session")
+def api_paths(http: requests.Session, options: SuiteOptions) -> frozenset[str]:
+    """The API of the installed code, as its OpenAPI document declares it."""
+    return service_checks.api_paths(http, options.base_url)
 
 
 @pytest.fixture(scope="session")

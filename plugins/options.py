@@ -14,10 +14,11 @@ import pytest
 
 from plugins.keys import MAINTENANCE_KEY
 from runbook import profile as profiles
-from runbook import release_checks
-from runbook.errors import NotApplicable, OperatorError, Problem
+from runbook import release_checks, targets
+from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
 from runbook.profile import Profile
+from runbook.targets import Target
 
 PROFILE_KEY = pytest.StashKey[Profile]()
 OPTIONS_KEY = pytest.StashKey["SuiteOptions"]()
@@ -26,7 +27,8 @@ OPTIONS_KEY = pytest.StashKey["SuiteOptions"]()
 @dataclass(frozen=True)
 class SuiteOptions:
     install_dir: Path
-    target: str | None
+    target: str | None  # as given
+    resolved_target: Target | None  # None without --target, or while an upgrade is at work (not judged then)
     ticket: str | None
     base_url: str
     frontend_url: str
@@ -42,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("openwatch", "OpenWatch installation")
     group.addoption("--install-dir", type=Path, default=Path("/opt/openwatch"),
                     help="the OpenWatch installation (a git clone with .env); default /opt/openwatch")
-    group.addoption("--target", help="release tag to check or upgrade to, e.g. v0.2.0")
+    group.addoption("--target", help="what to check or upgrade to: a tag (v0.2.0), a branch of origin (main, "
+                                     "origin/main) or a commit id; it must contain the installed commit")
     group.addoption("--ticket", help="change ticket id, recorded in reports")
     group.addoption("--runtime", default="docker", help="container runtime: docker (podman is not supported yet)")
     group.addoption("--compose-file", type=Path, action="append", default=[],
@@ -70,7 +73,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     config = session.config
     config.stash[PROFILE_KEY] = profile = load_profile(config)
-    config.stash[OPTIONS_KEY] = build_options(config, profile)
+    config.stash[OPTIONS_KEY] = build_options(config, profile, resolve_target(config, profile))
 
 
 def load_profile(config: pytest.Config) -> Profile:
@@ -97,27 +100,36 @@ def load_profile(config: pytest.Config) -> Profile:
     target = config.getoption("target")
     own_run = [name for name in ("rollback_to", "resume") if config.getoption(name, None)]
     if upgrade_run and not target and not own_run:
-        raise pytest.UsageError("the upgrade suite needs --target vX.Y.Z (or --rollback-to TAG to undo the last "
-                                "upgrade, or --resume to settle one that died)")
+        raise pytest.UsageError("the upgrade suite needs --target (a tag, a branch such as main, or a commit id), "
+                                "or --rollback-to REF to undo the last upgrade, or --resume to settle one that died")
     if len(own_run) + bool(target) > 1:
         raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
     died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if upgrade_run and not own_run else None
     if died:  # before --target is judged: the checkout may already be the target's
         raise pytest.UsageError(died)
-    if target and MAINTENANCE_KEY not in config.stash:  # a running upgrade may have checked it out already
-        try:
-            release_checks.target_newer(profile.install_dir, target, profile.version)
-        except (Problem, NotApplicable) as error:
-            raise pytest.UsageError(f"--target: {error}") from None
     return profile
 
 
-def build_options(config: pytest.Config, profile: Profile) -> SuiteOptions:
+def resolve_target(config: pytest.Config, profile: Profile) -> Target | None:
+    """``--target`` as one commit of origin that contains the installed one; judged once, here."""
+    target = config.getoption("target")
+    if not target or MAINTENANCE_KEY in config.stash:  # a running upgrade may have checked it out already
+        return None
+    try:
+        resolved = targets.resolve(profile.install_dir, target)
+        targets.judge(profile.install_dir, resolved, profile.version)
+    except (OperatorError, Problem) as error:
+        raise pytest.UsageError(f"--target: {error}") from None
+    return resolved
+
+
+def build_options(config: pytest.Config, profile: Profile, resolved_target: Target | None) -> SuiteOptions:
     backend_port = profile.published_port("backend", 8000, 8000)
     frontend_port = profile.published_port("frontend", 80, 3000)
     return SuiteOptions(
         install_dir=profile.install_dir,
         target=config.getoption("target"),
+        resolved_target=resolved_target,
         ticket=config.getoption("ticket"),
         base_url=(config.getoption("base_url") or f"http://127.0.0.1:{backend_port}").rstrip("/"),
         frontend_url=(config.getoption("frontend_url") or f"http://127.0.0.1:{frontend_port}").rstrip("/"),

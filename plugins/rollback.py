@@ -19,6 +19,7 @@ from plugins.options import PROFILE_KEY
 from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
 from runbook.rollback import Rollback, RollbackResult, finished_upgrade
+from runbook.targets import recorded_label
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
@@ -32,8 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("openwatch")
     group.addoption("--no-rollback", action="store_true",
                     help="leave a failed upgrade as it is, for debugging (the journal still records it)")
-    group.addoption("--rollback-to", metavar="TAG",
-                    help="undo the last finished upgrade (recorded in the journal) back to TAG, as its own run")
+    group.addoption("--rollback-to", metavar="REF",
+                    help="undo the last finished upgrade (recorded in the journal) back to REF, the tag, VERSION or "
+                         "commit id (7+ digits) it started from, as its own run")
     group.addoption("--resume", action="store_true",
                     help="settle an upgrade run that died (SIGKILL, power loss): roll it back, or complete it "
                          "if it had verified the new version")
@@ -73,6 +75,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                   ("rollback_seconds", str(result.seconds))]
     properties += [(f"rollback_action_{i}", f"{a['name']}: {a['seconds']}s {'ok' if a['ok'] else 'FAILED'}")
                    for i, a in enumerate(result.actions, 1)]
+    properties += [(f"rollback_difference_{i}", line) for i, line in enumerate(result.differences, 1)]
     # On the item too: junitxml writes the properties of the teardown report, built from the item.
     item.user_properties.extend(properties)
     report.user_properties += properties
@@ -166,8 +169,18 @@ def describe(result: RollbackResult) -> str:
     lines = [f"rollback tier {result.tier} (chosen: {result.requested}): {'SUCCEEDED' if result.ok else 'FAILED'}"
              f" in {result.seconds}s"]
     lines += [f"  {a['seconds']:7.2f}s  {'ok    ' if a['ok'] else 'FAILED'}  {a['name']}" for a in result.actions]
+    found = result.found.get("revisions")
+    if found is not None:
+        schema = result.found.get("schema_differences") or []
+        lines.append(f"  database found after the failure at revision {', '.join(found) or 'none'}, schema "
+                     + (f"differing from the recorded in {len(schema)} places" if schema else "as recorded"))
+    elif result.found.get("unreadable"):
+        lines.append("  database could not be read after the failure; tier chosen by the failed stage")
     if result.problem:
         lines.append(f"  {'escalated because' if result.ok else 'last problem'}: {result.problem}")
+    if result.differences:
+        lines.append("  not as recorded:")
+        lines += [f"    {line}" for line in result.differences]
     if result.manual_steps:
         lines.append("  the installation is stopped-safe (database running, app stopped); to restore by hand:")
         lines += [f"    {step}" for step in result.manual_steps]
@@ -185,7 +198,7 @@ def outcome(config: pytest.Config) -> str | None:
         if config.getoption("resume") and recorded != "running":
             return f"--resume: the interrupted run ended {recorded}"
         if recorded == "UPGRADED":
-            return f"UPGRADED {upgrade.profile.version} -> {upgrade.settings.target}"
+            return f"UPGRADED {upgrade.profile.version} -> {recorded_label(upgrade.journal.data)}"
         if config.getoption("rollback_to") and recorded != "running":
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
         return None
@@ -196,7 +209,7 @@ def outcome(config: pytest.Config) -> str | None:
         return f"NOT STARTED: stage {failed} {what.lower()} before any change; nothing to roll back"
     if result.ok:
         return f"UPGRADE {what} at stage {failed}; ROLLED BACK ({result.tier}) in {result.seconds}s: " \
-               f"{upgrade.before.version} restored, data identical"
+               f"{upgrade.before.version} restored, schema and data identical"
     return f"UPGRADE {what} at stage {failed}; ROLLBACK FAILED - MANUAL ACTION (see the rollback section)"
 
 

@@ -1,10 +1,14 @@
-"""Alembic revision graph of the checked-out code, read from ``backend/alembic/versions`` (no container)."""
+"""Alembic revision graph read from ``backend/alembic/versions``: of the checked-out code (the files)
+or of any commit (its blobs), without a container or Alembic itself."""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+
+from runbook import gitrepo
 
 VERSIONS_DIR = Path("backend/alembic/versions")
 
@@ -12,8 +16,8 @@ VERSIONS_DIR = Path("backend/alembic/versions")
 @dataclass(frozen=True)
 class Script:
     revision: str
-    down_revisions: tuple[str, ...]
-    path: Path
+    down_revisions: tuple[str, ...]  # more than one for a merge revision
+    path: PurePath
 
 
 def _literal(tree: ast.Module, name: str) -> object:
@@ -24,10 +28,11 @@ def _literal(tree: ast.Module, name: str) -> object:
     return None
 
 
-def scripts(install_dir: Path) -> dict[str, Script]:
+def parse(sources: Iterable[tuple[PurePath, str]]) -> dict[str, Script]:
+    """Revision -> script, from (path, source) pairs; files without a string ``revision`` are not scripts."""
     found: dict[str, Script] = {}
-    for path in sorted((install_dir / VERSIONS_DIR).glob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
+    for path, source in sources:
+        tree = ast.parse(source, filename=str(path))
         revision = _literal(tree, "revision")
         if not isinstance(revision, str):
             continue
@@ -37,22 +42,17 @@ def scripts(install_dir: Path) -> dict[str, Script]:
     return found
 
 
-def heads(install_dir: Path) -> list[str]:
+def scripts(install_dir: Path) -> dict[str, Script]:
+    """The graph of the checked-out code."""
+    return parse((path, path.read_text()) for path in sorted((install_dir / VERSIONS_DIR).glob("*.py")))
+
+
+def scripts_at(install_dir: Path, commit: str) -> dict[str, Script]:
+    """The graph of ``commit`` (its objects must be local), read from git without a checkout."""
+    return parse(gitrepo.files_at(install_dir, commit, VERSIONS_DIR.as_posix(), ".py"))
+
+
+def heads(graph: dict[str, Script]) -> list[str]:
     """Revisions no other revision builds on."""
-    graph = scripts(install_dir)
     referenced = {down for script in graph.values() for down in script.down_revisions}
     return sorted(set(graph) - referenced)
-
-
-def is_ancestor(install_dir: Path, ancestor: str, of: str) -> bool:
-    graph = scripts(install_dir)
-    pending, seen = [of], set()
-    while pending:
-        current = pending.pop()
-        if current == ancestor:
-            return True
-        if current in seen or current not in graph:
-            continue
-        seen.add(current)
-        pending.extend(graph[current].down_revisions)
-    return False

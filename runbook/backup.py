@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from runbook import dbstate
+from runbook import dbstate, schema_fingerprint
 from runbook.errors import Problem
 from runbook.shell import OWN_GROUP, CommandError, run
 
@@ -183,9 +183,11 @@ def psql(container: str, user: str, sql: str) -> None:
 
 
 def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expected: dict[str, dict],
-           full_restore: bool) -> dict:
+           full_restore: bool, expected_schema: dict | None = None) -> dict:
     """Checksum, ``pg_restore --list``, and (``full_restore``) the scratch restore's tables compared
-    with ``expected`` row for row. The scratch database is always dropped."""
+    with ``expected`` row for row, and its schema with ``expected_schema`` (a fingerprint's JSON):
+    the emergency rollback can only give back what the dump holds. The scratch database is always
+    dropped."""
     dump = Path(record.dump)
     try:
         if sha256_of(dump) != record.sha256:
@@ -209,8 +211,15 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
                 raise Problem(f"scratch restore of {dump} failed: {error}")
             with psycopg.connect(**conninfo, dbname=scratch, connect_timeout=5) as conn:
                 found = {n: {"rows": s.rows, "checksum": s.checksum} for n, s in dbstate.table_states(conn).items()}
+                schema = schema_fingerprint.capture(conn)
         finally:
             drop_scratch(container, user, scratch)
+        if expected_schema:
+            differing = schema_fingerprint.differences(schema_fingerprint.Fingerprint.from_json(expected_schema), schema)
+            if differing:
+                raise Problem(f"the scratch restore's schema differs from the live database's: "
+                              f"{'; '.join(schema_fingerprint.capped(differing, 3))}; the backup is not usable, "
+                              "nothing was changed")
         if found != expected:
             differing = sorted(n for n in set(found) | set(expected) if found.get(n) != expected.get(n))
             raise Problem(f"the scratch restore differs from the live database in {', '.join(differing)}; "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import docker
 
 from runbook import containers
-from runbook.errors import Problem
+from runbook.errors import NotApplicable, Problem
 from runbook.profile import Profile
 
 # One process in the worker container asks all three questions (each ``celery inspect`` call
@@ -32,8 +32,15 @@ class WorkerSnapshot:
     queues: list[str]
 
 
+def require_celery(profile: Profile) -> None:
+    if profile.task_queue != "celery":
+        raise NotApplicable("no Celery here: " + ("this installation runs the PostgreSQL job queue"
+                                                  if profile.task_queue else "no worker service"))
+
+
 def worker_command(client: docker.DockerClient, profile: Profile) -> tuple[str, list[str]]:
     """The Celery app and queue names from the worker container's own command."""
+    require_celery(profile)
     found = containers.state(client, profile.container("worker"))
     app = containers.option_value(found.command, "-A", "--app") or "app.worker"
     queues = (containers.option_value(found.command, "-Q", "--queues") or "celery").split(",")

@@ -1,4 +1,5 @@
-"""Checks of the machine: free disk, a writable install dir and backup folder, readable .env and certs, the engine."""
+"""Checks of the machine: free disk, a writable install dir and backup folder, readable .env and certs,
+secrets and dumps private to their owner, the engine."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from shlex import quote
 
 import docker
 import psycopg
+import testinfra.host
 
 from runbook.errors import Problem
 from runbook.journal import JOURNAL_DIR
@@ -163,3 +166,21 @@ def engine_and_compose(client: docker.DockerClient) -> tuple[str, str]:
     if not compose.lstrip("v").startswith("2"):
         raise Problem(f"docker compose {compose} is not v2; install the compose v2 plugin")
     return engine, compose
+
+
+def private_to_the_owner(host: testinfra.host.Host, files: list[Path], folders: list[Path]) -> int:
+    """Files that hold secrets or the whole database (``.env``, dumps) must not be readable by other
+    users of the machine, nor their folders listable. Read through testinfra's ``host``, so the same
+    check runs on a fleet host over SSH. Returns how many paths were checked."""
+    exposed, checked = [], 0
+    for path, other_bits in [(file, 0o004) for file in files] + [(folder, 0o005) for folder in folders]:
+        found = host.file(str(path))
+        if not found.exists:
+            continue
+        checked += 1
+        if found.mode & other_bits:
+            exposed.append(f"{path} (mode {found.mode:o})")
+    if exposed:
+        raise Problem(f"readable by every user of this machine: {', '.join(exposed)}; they hold secrets or "
+                      f"the whole database: `chmod o-rwx {' '.join(quote(item.split(' (')[0]) for item in exposed)}`")
+    return checked

@@ -34,11 +34,14 @@ class Journal:
         self.persisted = persisted
 
     @classmethod
-    def start(cls, install_dir: Path, target: str | None, ticket: str | None) -> Journal:
+    def start(cls, install_dir: Path, target: str | None, ticket: str | None, target_commit: str | None = None,
+              target_kind: str | None = None) -> Journal:
+        """``target`` as the operator named it; the commit it resolved to and its kind (tag, branch, commit)."""
         journal = cls(install_dir, {
             "schema_version": SCHEMA_VERSION,
             "run_id": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}",
             "host": socket.gethostname(), "pid": os.getpid(), "ticket": ticket, "target": target,
+            "target_commit": target_commit, "target_kind": target_kind,
             "started": now(), "started_epoch": time.time(), "finished": None, "outcome": "running",
             "stages": [], "before": None, "after": None, "backup": None, "rollback": None,
         }, persisted=False)

@@ -19,8 +19,11 @@ from runbook.shell import CommandError, run
 COMPOSE_FILE = "docker-compose.yml"
 PROD_OVERLAY = "docker-compose.prod.yml"
 MARKERS = (COMPOSE_FILE, "VERSION", "backend/alembic.ini")
-REQUIRED_SERVICES = ("database", "redis", "backend", "worker", "frontend")
-OPENWATCH_SERVICES = (*REQUIRED_SERVICES, "celery-beat")  # celery-beat: until 1.0
+# Every compose-era OpenWatch has these; the rest follow the release: Redis, a Celery worker and
+# celery-beat until April 2026, then a worker running the PostgreSQL job queue and no Redis.
+REQUIRED_SERVICES = ("database", "backend", "frontend")
+OPENWATCH_SERVICES = (*REQUIRED_SERVICES, "redis", "worker", "celery-beat")
+JOB_QUEUE_MODULE = "app.services.job_queue"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Service:
     has_healthcheck: bool
     published: Mapping[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
     mounts: tuple[Mount, ...] = ()
+    command: tuple[str, ...] = ()  # as the compose file sets it; empty when the image's own is used
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,23 @@ class Profile:
         """An ``.env`` value in clear, secret or not (for passing on, never for printing)."""
         value = self.env.get(name, default)
         return value.reveal() if isinstance(value, Secret) else value
+
+    @property
+    def task_queue(self) -> str | None:
+        """How background work reaches the worker: ``celery`` (through Redis), ``job-queue`` (a
+        PostgreSQL table the worker polls), or None when there is no worker service."""
+        worker = self.services.get("worker")
+        if worker is None:
+            return None
+        if JOB_QUEUE_MODULE in worker.command:
+            return "job-queue"
+        return "celery"
+
+    @property
+    def health_dependencies(self) -> tuple[str, ...]:
+        """What ``/health`` must call healthy: the database, and Redis where the installation runs it
+        (from April 2026 the real /health says ``"redis": "removed"``)."""
+        return ("database", "redis") if "redis" in self.services else ("database",)
 
     def container(self, service: str) -> str:
         return self.services[service].container if service in self.services else f"openwatch-{service}"
@@ -107,6 +128,7 @@ def _compose_services(config: dict, install_dir: Path) -> dict[str, Service]:
             has_healthcheck=bool(healthcheck.get("test")) and not healthcheck.get("disable", False),
             published=published,
             mounts=_mounts(spec, install_dir),
+            command=tuple(str(word) for word in spec.get("command") or ()),
         )
     return services
 
@@ -170,6 +192,10 @@ def service_problem(services: Mapping[str, Service], files: tuple[Path, ...]) ->
     if missing:
         return (f"the compose files ({named}) define no {', '.join(missing)} service; "
                 "this is not a standard OpenWatch installation: pass the right --install-dir or --compose-file")
+    worker = services.get("worker")
+    if "redis" not in services and worker is not None and JOB_QUEUE_MODULE not in worker.command:
+        return (f"the compose files ({named}) run a Celery worker but define no redis service for its broker; "
+                "pass the right --install-dir or --compose-file")
     unknown = sorted(name for name in services if name not in OPENWATCH_SERVICES)
     if unknown:
         return (f"the compose files ({named}) define services OpenWatch does not have: {', '.join(unknown)}; "

@@ -1,4 +1,5 @@
-"""Checks about the release to move to: the target tag, .env drift, local changes, a running upgrade."""
+"""Checks about the release to move to: .env drift, local changes, a running upgrade (the target
+itself is resolved and judged in :mod:`runbook.targets`)."""
 
 from __future__ import annotations
 
@@ -7,54 +8,33 @@ import os
 import socket
 from pathlib import Path
 
-from runbook import gitrepo, versions
+from runbook import gitrepo
 from runbook.errors import NotApplicable, Problem
 from runbook.journal import Journal
 from runbook.envfile import parse_env, unset_secrets
 from runbook.profile import Profile
 from runbook.shell import CommandError
+from runbook.targets import Target
 
 LOCK_FILE = ".openwatch-upgrade.lock"
 
 
-def target_newer(install_dir: Path, target: str | None, current_version: str) -> str:
-    if not target:
-        raise NotApplicable("no --target given; pass --target vX.Y.Z to check the release to upgrade to")
+def env_drift(profile: Profile, target: Target | None) -> None:
+    if target is None:
+        raise NotApplicable("no --target given; pass --target to compare .env with the target's .env.example")
     try:
-        tags = gitrepo.remote_tags(install_dir)
-    except CommandError as error:
-        raise Problem(f"cannot list tags of origin ({error.stderr.strip()[-120:]}); check the network and `git remote -v`") from None
-    if target not in tags:
-        near = versions.nearest(target, tags)
-        raise Problem(f"tag {target} does not exist in origin" + (f" (nearest: {', '.join(near)})" if near else "")
-                      + "; pass an existing --target")
-    wanted, current = versions.parse(target), versions.parse(current_version)
-    if wanted is None or current is None:
-        raise Problem(f"cannot compare {target} with the installed {current_version}; use vMAJOR.MINOR.PATCH tags")
-    if wanted == current:
-        raise Problem(f"the installation is already at {current_version} ({target}); there is nothing to upgrade")
-    if wanted < current:
-        raise Problem(f"{target} is older than the installed {current_version}; to go back to it, use a rollback "
-                      f"(`pytest suites/upgrade --rollback-to {target}`)")
-    return target
-
-
-def env_drift(profile: Profile, target: str | None) -> None:
-    if not target:
-        raise NotApplicable("no --target given; pass --target vX.Y.Z to compare .env with its .env.example")
-    try:
-        example = gitrepo.file_at_tag(profile.install_dir, target, ".env.example")
+        example = gitrepo.file_at(profile.install_dir, target.commit, ".env.example")
     except CommandError:
-        raise Problem(f"cannot read .env.example of {target} from origin; check that the tag exists") from None
+        raise Problem(f"cannot read .env.example at {target.label}; the checkout stage needs it to compare .env") from None
     expected = parse_env(example, interpolate=False)
     missing = sorted(name for name in expected if name not in profile.env)
     if missing:
-        raise Problem(f".env lacks variables that {target} expects: {', '.join(missing)}; "
-                      f"add them to .env (see {target}'s .env.example for what each one is)")
+        raise Problem(f".env lacks variables that {target.name} expects: {', '.join(missing)}; "
+                      f"add them to .env (see {target.name}'s .env.example for what each one is)")
     unset = unset_secrets(profile.env, example)
     if unset:
-        raise Problem(f".env leaves secrets that {target} requires unset: {', '.join(unset)}; "
-                      f"set them (see {target}'s .env.example)")
+        raise Problem(f".env leaves secrets that {target.name} requires unset: {', '.join(unset)}; "
+                      f"set them (see {target.name}'s .env.example)")
 
 
 def no_local_changes(install_dir: Path) -> None:

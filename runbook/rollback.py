@@ -1,5 +1,7 @@
 """Rollback tiers: the least that puts the installation back exactly as recorded, escalating when
-the result does not match (health, version, revision, and every table's checksum)."""
+the result does not match (health, version, revision, the schema's fingerprint, and every table's
+checksum). The tier is chosen from what the database is found to be after the failure, never from
+what the failed stage should have left: a migration can commit part of its work and fail later."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from shlex import quote
 import docker.errors
 import requests
 
-from runbook import backup, dbstate, gitrepo, profile as profiles, service_checks, state
+from runbook import backup, dbstate, gitrepo, profile as profiles, schema_fingerprint, service_checks, state
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
@@ -22,18 +24,40 @@ TIERS = ("none", "ref", "quick", "full", "emergency")
 BY_NAME = {stage.name: stage for stage in STAGES}
 
 
-def choose_tier(failed_stage: str, database_changed: bool) -> str:
-    """From what the failed stage may have changed and what the database says it did."""
-    changes = BY_NAME[failed_stage].changes
+@dataclass(frozen=True)
+class DatabaseFinding:
+    """What the database is after the failure, as read from it."""
+    revisions: list[str]  # what alembic_version says now
+    revision_moved: bool  # not the recorded revision any more
+    schema_differences: list[str]  # from the recorded fingerprint, one line each
+
+
+def choose_tier(failed_stage: str, found: DatabaseFinding | None) -> str:
+    """The larger of what the failed stage may have changed and what the database was found to be
+    (``None``: it could not be read). A moved revision needs the downgrade; a schema that differs
+    while the revision did not move was changed outside Alembic's record (DDL a migration committed
+    on its own before failing), which no downgrade knows about: only the backup puts it back."""
     if failed_stage == "finish":
         return "none"  # the upgrade itself is complete and verified
-    if changes == "nothing":
-        return "none"
-    if changes == "code":
-        return "ref"
-    if changes == "containers" or not database_changed:
-        return "quick"
-    return "full"
+    changes = BY_NAME[failed_stage].changes
+    by_stage = {"nothing": "none", "code": "ref", "containers": "quick", "database": "quick"}[changes]
+    if found is None:  # unknown where a migration ran: the tier that can undo one, escalating if it cannot
+        by_database = "full" if changes == "database" else "none"
+    elif found.revision_moved:
+        by_database = "full"
+    elif found.schema_differences:
+        by_database = "emergency"
+    else:
+        by_database = "none"
+    return max(by_stage, by_database, key=TIERS.index)
+
+
+class StateDiffers(Problem):
+    """The verification found the installation not as recorded; ``lines`` names each difference."""
+
+    def __init__(self, message: str, lines: list[str]) -> None:
+        super().__init__(message)
+        self.lines = lines
 
 
 @dataclass
@@ -44,6 +68,8 @@ class RollbackResult:
     actions: list[dict] = field(default_factory=list)
     problem: str = ""
     manual_steps: list[str] = field(default_factory=list)
+    found: dict = field(default_factory=dict)  # the database as read after the failure
+    differences: list[str] = field(default_factory=list)  # what the last failed verification found, capped
 
     @property
     def seconds(self) -> float:
@@ -56,14 +82,22 @@ class Rollback:
         self.install_dir: Path = upgrade.profile.install_dir
         self.compare_data = True
 
-    def database_changed(self) -> bool:
-        """Whether the database is no longer at the recorded revision (PostgreSQL rolls a failed run back)."""
+    def observe_database(self) -> DatabaseFinding | None:
+        """Read the revision and schema the database has now (None when it cannot be read)."""
+        before = self.upgrade.before
         try:
             with self.upgrade.connect() as conn:
-                return dbstate.alembic_revisions(conn) != [self.upgrade.before.revision]
-        except Exception as error:  # noqa: BLE001 - unknown is treated as changed: the tier that can undo it
-            progress(f"cannot read the database's revision ({self.failure_line(error)}); assuming it changed")
-            return True
+                revisions = dbstate.alembic_revisions(conn)
+                schema = schema_fingerprint.capture(conn)
+        except Exception as error:  # noqa: BLE001 - an unreadable database is judged by the failed stage
+            progress(f"cannot read the database's revision and schema ({self.failure_line(error)})")
+            return None
+        recorded = schema_fingerprint.Fingerprint.from_json(before.schema) if before.schema else None
+        differences = schema_fingerprint.differences(recorded, schema) if recorded else []
+        found = DatabaseFinding(revisions, revisions != [before.revision], differences)
+        progress(f"database found at revision {', '.join(revisions) or 'none'} (recorded {before.revision}), schema "
+                 + (f"differing in {len(differences)} places" if differences else "as recorded"))
+        return found
 
     def run(self, failed_stage: str) -> RollbackResult:
         upgrade = self.upgrade
@@ -75,7 +109,10 @@ class Rollback:
             self.stop_one_off_containers()
         except Exception as error:  # noqa: BLE001 - the tier still runs; its verification judges the result
             progress(f"could not stop one-off containers ({self.failure_line(error)}); rolling back anyway")
-        return self.run_tier(choose_tier(failed_stage, self.database_changed()))
+        found = self.observe_database()
+        recorded = {"revisions": found.revisions, "schema_differences": schema_fingerprint.capped(
+            found.schema_differences)} if found else {"unreadable": True}
+        return self.run_tier(choose_tier(failed_stage, found), found=recorded)
 
     def stop_one_off_containers(self) -> None:
         """An interrupted run can leave ``compose run`` containers going (a migration mid-way): stop them
@@ -92,13 +129,13 @@ class Rollback:
                 except docker.errors.NotFound:
                     pass
 
-    def run_tier(self, tier: str, *, compare_data: bool = True) -> RollbackResult:
+    def run_tier(self, tier: str, *, compare_data: bool = True, found: dict | None = None) -> RollbackResult:
         """Run ``tier``; with ``compare_data`` (right after a failed upgrade) anything short of the
         recorded checksums escalates to the emergency tier. Without it (``--rollback-to`` a later day,
         when users have written since) a restore would lose their writes, so it is never automatic."""
         upgrade = self.upgrade
         self.compare_data = compare_data
-        result = RollbackResult(requested=tier)
+        result = RollbackResult(requested=tier, found=found or {})
         while True:
             result.tier = tier
             try:
@@ -111,6 +148,8 @@ class Rollback:
             # escalate, or stop safe. Never let it end the run with the journal still "running".
             except Exception as error:  # noqa: BLE001
                 result.problem = self.failure_line(error)
+                if isinstance(error, StateDiffers):
+                    result.differences = schema_fingerprint.capped(error.lines)
                 if tier == "emergency" or upgrade.backup is None or not compare_data:
                     progress(f"rollback tier {tier} failed ({result.problem}); stopping safe")
                     self.leave_stopped_safe(result)
@@ -121,7 +160,8 @@ class Rollback:
             upgrade.lock.release()
         upgrade.journal.set("rollback", {"requested": result.requested, "tier": result.tier, "ok": result.ok,
                                          "actions": result.actions, "problem": result.problem,
-                                         "manual_steps": result.manual_steps})
+                                         "manual_steps": result.manual_steps, "found": result.found,
+                                         "differences": result.differences})
         upgrade.journal.finish(f"ROLLED BACK ({result.tier})" if result.ok else "FAILED - MANUAL ACTION")
         return result
 
@@ -211,15 +251,29 @@ class Rollback:
         upgrade = self.upgrade
         current = self.current_profile()
         with requests.Session() as http:
-            service_checks.backend_health(http, upgrade.settings.base_url, expected_version=upgrade.before.version)
+            service_checks.backend_health(http, upgrade.settings.base_url, current.health_dependencies,
+                                          expected_version=upgrade.before.version, install_dir=current.install_dir)
         service_checks.containers_healthy(upgrade.client, current)
         restored = upgrade.capture(current)
         upgrade.journal.set("restored", restored.to_json())  # the report's "after" of a rollback
         if restored.revision != upgrade.before.revision:
             raise Problem(f"database at {restored.revision}, recorded {upgrade.before.revision}")
-        differing = state.data_differences(upgrade.before, restored) if self.compare_data else []
-        if differing:
-            raise Problem(f"data differs from the recorded state in {', '.join(differing)}")
+        schema = state.schema_differences(upgrade.before, restored)
+        data = state.data_differences(upgrade.before, restored) if self.compare_data else []
+        said = [f"schema differs from the recorded state in {len(schema)} places: "
+                f"{'; '.join(schema_fingerprint.capped(schema, 3))}"] if schema else []
+        said += [f"data differs from the recorded state in {', '.join(data)}"] if data else []
+        if said:
+            lines = schema + [f"table {name}: {self.rows_and_checksum(restored, name)}" for name in data]
+            raise StateDiffers("; ".join(said), lines)
+
+    def rows_and_checksum(self, restored: state.InstallState, table: str) -> str:
+        recorded, found = self.upgrade.before.tables.get(table), restored.tables.get(table)
+        if recorded is None or found is None:
+            return "not recorded" if recorded is None else "missing"
+        if recorded["rows"] != found["rows"]:
+            return f"{found['rows']} rows, recorded {recorded['rows']}"
+        return f"{found['rows']} rows as recorded, but their checksum differs"
 
     def leave_stopped_safe(self, result: RollbackResult) -> None:
         """Stop the app (the database keeps running, its volume untouched) and say what to do."""
@@ -242,12 +296,14 @@ class Rollback:
 
 
 def finished_upgrade(install_dir: Path, tag: str) -> Journal:
-    """The journal of the last upgrade, if it finished and started from ``tag``; else OperatorError."""
+    """The journal of the last upgrade, if it finished and started from ``tag`` (its tag, VERSION, or
+    commit id, abbreviated to 7 digits or more: untagged installations have only that); else OperatorError."""
     journal = Journal.load(install_dir)
     if journal is None or journal.data.get("before") is None:
         raise OperatorError(f"no upgrade journal in {install_dir}; --rollback-to needs the run it undoes")
     before = state.InstallState.from_json(journal.data["before"])
-    if tag not in (before.git_ref, f"v{before.version}", before.version):
+    abbreviated_commit = len(tag) >= 7 and before.git_commit.startswith(tag.lower())
+    if tag not in (before.git_ref, f"v{before.version}", before.version) and not abbreviated_commit:
         raise OperatorError(f"the last upgrade started from {before.git_ref} ({before.version}), not {tag}; "
                             f"--rollback-to can only return to {before.git_ref}")
     if journal.data.get("outcome") != "UPGRADED":

@@ -23,7 +23,7 @@ def verdict(suite: str, outcome: str, maintenance: dict | None) -> str:
 
 
 def build(*, suite: str, ticket: str | None, host: str, install_dir: str | None, version: str | None,
-          target: str | None, exit_status: int, journal: dict, maintenance: dict | None, tests: list[dict],
+          target: str | None, target_commit: str | None, target_kind: str | None, exit_status: int, journal: dict, maintenance: dict | None, tests: list[dict],
           artifacts: dict) -> dict:
     failed = any(test["outcome"] == "failed" for test in tests)
     if maintenance is not None:
@@ -41,6 +41,7 @@ def build(*, suite: str, ticket: str | None, host: str, install_dir: str | None,
         "finished": journal.get("finished") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "exit_status": int(exit_status), "outcome": outcome, "verdict": verdict(suite, outcome, maintenance),
         "from_version": before.get("version") or version, "target": target,
+        "target_commit": target_commit or journal.get("target_commit"), "target_kind": target_kind or journal.get("target_kind"),
         "revision_before": before.get("revision"), "revision_after": after.get("revision"),
         "change": {key: {"before": move.before, "after": move.after}
                    for key, move in zip(("version", "git_ref", "git_commit", "revision"), change_record.moves(journal))},
@@ -54,6 +55,9 @@ def build(*, suite: str, ticket: str | None, host: str, install_dir: str | None,
 
 def title(summary: dict) -> str:
     """``<ticket> · upgrade <from> → <to> · <host> · <VERDICT>``, or the audit's equivalent."""
-    what = (f"upgrade {summary['from_version']} → {summary['target']}" if summary["suite"] == "upgrade"
+    to = summary["target"]
+    if summary.get("target_kind") == "branch" and summary.get("target_commit"):  # a branch moves; a tag does not
+        to = f"{to} ({summary['target_commit'][:12]})"
+    what = (f"upgrade {summary['from_version']} → {to}" if summary["suite"] == "upgrade"
             else f"{summary['suite']} audit of {summary['from_version']}")
     return " · ".join((summary["ticket"] or "no ticket", what, summary["host"], summary["verdict"]))

@@ -18,7 +18,8 @@ def select_one(conn: psycopg.Connection) -> None:
 
 
 def at_code_head(install_dir: Path, conn: psycopg.Connection) -> str:
-    code_heads = alembic_scripts.heads(install_dir)
+    known = alembic_scripts.scripts(install_dir)
+    code_heads = alembic_scripts.heads(known)
     if len(code_heads) != 1:
         raise Problem(f"the code has {len(code_heads)} Alembic heads ({', '.join(code_heads) or 'none'}); "
                       f"merge them first: `{ALEMBIC} merge heads -m merge`")
@@ -28,7 +29,6 @@ def at_code_head(install_dir: Path, conn: psycopg.Connection) -> str:
         raise Problem(f"the database is stamped with {len(revisions)} revisions ({', '.join(revisions) or 'none'}); "
                       f"inspect with `{ALEMBIC} current` before upgrading")
     current = revisions[0]
-    known = alembic_scripts.scripts(install_dir)
     if current not in known:
         raise Problem(f"the database is at revision {current}, which this code ({head}) does not know: it was "
                       "migrated by another release; check that release out or restore the pre-upgrade backup")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import docker
 import requests
@@ -15,6 +16,7 @@ from runbook import containers
 from runbook.errors import NotApplicable, Problem
 from runbook.profile import Profile
 from runbook.redaction import Redactor
+from runbook.shell import run
 
 TIMEOUT = 5
 LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
@@ -28,21 +30,41 @@ def _get(http: requests.Session, url: str, **kwargs) -> requests.Response:
                       "`docker compose ps`, then `docker compose up -d`") from None
 
 
-def backend_health(http: requests.Session, base_url: str, expected_version: str | None = None) -> dict:
+def backend_health(http: requests.Session, base_url: str, dependencies: tuple[str, ...] = ("database",),
+                   expected_version: str | None = None, install_dir: Path | None = None) -> dict:
+    """``/health`` answers 200 healthy with every dependency healthy; with ``expected_version``, the
+    version it reports is VERSION's, or (``install_dir`` given) a constant the checked-out backend
+    code declares itself: the real compose-era /health reports the app's own "1.2.0" while VERSION
+    stayed "0.1.0-alpha.1"."""
     response = _get(http, f"{base_url}/health")
     try:
         body = response.json()
     except ValueError:
         raise Problem(f"/health answered {response.status_code} without JSON; check `docker logs openwatch-backend`") from None
-    down = [name for name in ("database", "redis") if body.get(name) != "healthy"]
+    if not isinstance(body, dict):
+        raise Problem(f"/health answered {response.status_code} with JSON that is not an object; "
+                      "check `docker logs openwatch-backend`")
+    down = [name for name in dependencies if body.get(name) != "healthy"]
     if response.status_code != 200 or body.get("status") != "healthy" or down:
         detail = f"; unhealthy: {', '.join(down)}" if down else ""
         raise Problem(f"/health answered {response.status_code} status={body.get('status')!r}{detail}; "
                       "fix the named dependency (`docker compose ps`, `docker logs openwatch-backend`)")
-    if expected_version is not None and body.get("version") != expected_version:
-        raise Problem(f"/health reports version {body.get('version')!r} but VERSION says {expected_version!r}; "
+    reported = str(body.get("version"))
+    if expected_version is not None and reported != expected_version and not (
+            install_dir is not None and declared_in_backend_code(install_dir, reported)):
+        raise Problem(f"/health reports version {reported!r} but VERSION says {expected_version!r}"
+                      f"{' and the checked-out backend code declares neither' if install_dir else ''}; "
                       "the running image is not the checked-out code: rebuild and restart (`docker compose up -d --build`)")
     return body
+
+
+def declared_in_backend_code(install_dir: Path, version: str) -> bool:
+    """Whether the checked-out backend code holds ``version`` as a string literal."""
+    if not re.fullmatch(r"[\w.+-]{1,40}", version):
+        return False
+    found = run(["git", "-C", str(install_dir), "grep", "--quiet", "--fixed-strings", "-e", f'"{version}"',
+                 "--", "backend/app"], check=False, timeout=30)
+    return found.returncode == 0
 
 
 def container_states(client: docker.DockerClient, profile: Profile) -> dict[str, containers.ContainerState]:
@@ -92,6 +114,8 @@ def logs_clean(client: docker.DockerClient, container: str, minutes: int, redact
 
 
 def redis_answers(profile: Profile) -> None:
+    if "redis" not in profile.services:
+        raise NotApplicable("the compose files define no redis service (the job queue replaced it in April 2026)")
     container = profile.container("redis")
     password = profile.setting("REDIS_PASSWORD")
     authed = containers.exec_in(container, ["redis-cli", "ping"], secret_env={"REDISCLI_AUTH": password})
@@ -110,11 +134,12 @@ def frontend_page(http: requests.Session, frontend_url: str) -> None:
                       "check `docker logs openwatch-frontend`")
 
 
-def frontend_proxies_api(http: requests.Session, frontend_url: str) -> None:
-    """An unauthenticated API call through nginx must reach the backend and get its 401."""
-    response = _get(http, f"{frontend_url}/api/rules/reference/")
-    if response.status_code != 401 or "application/json" not in response.headers.get("content-type", ""):
-        raise Problem(f"frontend did not proxy /api/ to the backend (got {response.status_code}); "
+def frontend_proxies_api(http: requests.Session, frontend_url: str, path: str) -> None:
+    """An unauthenticated API call through nginx must reach the backend and get its JSON refusal
+    (401, or 403 from FastAPI's HTTPBearer before 0.115)."""
+    response = _get(http, f"{frontend_url}{path}", allow_redirects=False)
+    if response.status_code not in (401, 403) or "application/json" not in response.headers.get("content-type", ""):
+        raise Problem(f"frontend did not proxy {path} to the backend (got {response.status_code}); "
                       "check the backend is up and nginx's /api/ location")
 
 
@@ -139,16 +164,48 @@ def authorized_get(http: requests.Session, base_url: str, path: str, token: str)
     return response.json()
 
 
-def aegis_healthy(http: requests.Session, base_url: str, token: str) -> None:
-    body = authorized_get(http, base_url, "/api/scans/aegis/health", token)
+# Where the installed code serves them: the rule engine was Aegis, renamed Kensa in 2026.
+ENGINE_HEALTH_PATHS = ("/api/scans/kensa/health", "/api/scans/aegis/health")
+RULES_PATHS = ("/api/rules/reference", "/api/rules/reference/")
+
+
+def api_paths(http: requests.Session, base_url: str) -> frozenset[str]:
+    """The paths the running backend's OpenAPI document declares."""
+    response = _get(http, f"{base_url}/openapi.json")
+    try:
+        paths = response.json().get("paths") if response.status_code == 200 else None
+    except ValueError:
+        paths = None
+    if not isinstance(paths, dict):
+        raise Problem(f"/openapi.json answered {response.status_code} without paths; the suite reads the API of "
+                      "the installed code from it: check `docker logs openwatch-backend`")
+    return frozenset(paths)
+
+
+def served_path(paths: frozenset[str], candidates: tuple[str, ...], what: str) -> str:
+    found = next((path for path in candidates if path in paths), None)
+    if found is None:
+        raise Problem(f"the backend's API has no {what} endpoint (looked for {', '.join(candidates)}); "
+                      "the installed code is not an OpenWatch the suite knows")
+    return found
+
+
+def engine_healthy(http: requests.Session, base_url: str, token: str, paths: frozenset[str]) -> str:
+    """The rule engine (Aegis, later Kensa) loaded its rules; returns the path asked."""
+    path = served_path(paths, ENGINE_HEALTH_PATHS, "rule engine health")
+    body = authorized_get(http, base_url, path, token)
     if body.get("status") != "healthy":
-        raise Problem(f"Aegis reports {body.get('status')!r}; the rule bundle did not load")
+        raise Problem(f"{path} reports {body.get('status')!r}"
+                      f"{': ' + str(body.get('error'))[:120] if body.get('error') else ''}; the rule bundle did not load")
+    return path
 
 
-def rules_listed(http: requests.Session, base_url: str, token: str) -> None:
-    body = authorized_get(http, base_url, "/api/rules/reference/", token)
+def rules_listed(http: requests.Session, base_url: str, token: str, paths: frozenset[str]) -> int:
+    path = served_path(paths, RULES_PATHS, "rule reference")
+    body = authorized_get(http, base_url, path, token)
     if not body.get("total"):
-        raise Problem("/api/rules/reference/ lists no rules; the Aegis bundle is empty")
+        raise Problem(f"{path} lists no rules; the rule bundle is empty")
+    return int(body["total"])
 
 
 def docs_served(http: requests.Session, base_url: str) -> str:

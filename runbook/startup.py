@@ -114,7 +114,8 @@ def judge(history: Sequence[Observation], rule: Rule) -> Verdict | None:
     return None
 
 
-def ask_health(http: requests.Session, base_url: str, timeout: float) -> Answer:
+def ask_health(http: requests.Session, base_url: str, timeout: float,
+               dependencies: tuple[str, ...] = ("database",)) -> Answer:
     try:
         response = http.get(f"{base_url}/health", timeout=timeout)
     except requests.RequestException:
@@ -126,7 +127,7 @@ def ask_health(http: requests.Session, base_url: str, timeout: float) -> Answer:
     if not isinstance(body, dict):
         return Answer(response.status_code)
     healthy = (response.status_code == 200 and body.get("status") == "healthy"
-               and all(body.get(name) == "healthy" for name in ("database", "redis")))
+               and all(body.get(name) == "healthy" for name in dependencies))
     return Answer(response.status_code, str(body.get("status")), healthy)
 
 
@@ -139,7 +140,7 @@ def watch(client: docker.DockerClient, profile: Profile, base_url: str, rule: Ru
     with requests.Session() as http:
         while True:
             found = {service: containers.state(client, spec.container) for service, spec in profile.services.items()}
-            answer = ask_health(http, base_url, rule.request_timeout_s)
+            answer = ask_health(http, base_url, rule.request_timeout_s, profile.health_dependencies)
             history.append(Observation(time.monotonic() - started, found, healthchecked, answer))
             verdict = judge(history, rule)
             if verdict is not None:

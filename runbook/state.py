@@ -8,7 +8,7 @@ import docker
 import docker.errors
 import psycopg
 
-from runbook import dbstate, gitrepo
+from runbook import dbstate, gitrepo, schema_fingerprint
 from runbook.profile import Profile
 
 
@@ -21,6 +21,8 @@ class InstallState:
     image_ids: dict[str, str]  # service -> image id of its container
     containers: dict[str, str]  # service -> container name
     tables: dict[str, dict] = field(default_factory=dict)  # table -> {"rows", "checksum"}
+    # schema_fingerprint.Fingerprint.to_json(); empty in a journal written before it was recorded
+    schema: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -49,6 +51,7 @@ def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connect
         image_ids=images,
         containers={service: spec.container for service, spec in profile.services.items()},
         tables={name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn).items()},
+        schema=schema_fingerprint.capture(conn).to_json(),
     )
 
 
@@ -56,6 +59,15 @@ def data_differences(before: InstallState, after: InstallState) -> list[str]:
     """Tables whose rows or checksums differ: empty when the data is exactly as recorded."""
     names = sorted(set(before.tables) | set(after.tables))
     return [name for name in names if before.tables.get(name) != after.tables.get(name)]
+
+
+def schema_differences(before: InstallState, after: InstallState) -> list[str]:
+    """What about the schema differs from the recorded one, one line each: empty when it is exactly
+    as recorded (or when nothing was recorded to compare with)."""
+    if not before.schema:
+        return []
+    return schema_fingerprint.differences(schema_fingerprint.Fingerprint.from_json(before.schema),
+                                          schema_fingerprint.Fingerprint.from_json(after.schema))
 
 
 def rows_preserved(before: InstallState, after: InstallState) -> list[str]:

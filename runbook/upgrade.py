@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import docker.errors
 import psycopg
 import requests
 
@@ -26,6 +27,7 @@ from runbook.lock import RunLock
 from runbook.envfile import parse_env
 from runbook.profile import Profile
 from runbook.shell import progress
+from runbook.targets import Target
 
 APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
 USER_FACING = ("frontend", "backend")
@@ -52,7 +54,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("verify_backup", "backup verified by restore", "nothing"),
     Stage("checkout", "target checked out", "code"),
     Stage("build", "target images built while the old version serves", "code"),
-    Stage("drain_and_stop", "Celery drained, app containers stopped", "containers"),
+    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers"),
     Stage("migrate", "database migrated with the new image", "database"),
     Stage("start", "new version started and healthy", "database"),
     Stage("verify", "post-flight checks and data compared", "database"),
@@ -62,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
 
 @dataclass
 class Settings:
-    target: str
+    target: Target | None  # None for --rollback-to and --resume, which never check a target out
     ticket: str | None
     backup_dir: Path
     base_url: str
@@ -167,41 +169,66 @@ class Upgrade:
 
     def stage_verify_backup(self) -> None:
         result = backup.verify(self.backup, self.db_container, self.db_user, self.conninfo(), self.before.tables,
-                               full_restore=self.full_restore)
+                               full_restore=self.full_restore, expected_schema=self.before.schema)
         self.journal.set("backup", {**self.backup.to_json(), "verification": result})
 
     def stage_checkout(self) -> None:
-        install_dir = self.profile.install_dir
+        """The commit ``--target`` resolved to at the start of the run (a branch that moved since is
+        not followed); the fetch brings the tags, so the recorded state names the new release's."""
+        install_dir, target = self.profile.install_dir, self.settings.target
         gitrepo.git(install_dir, "fetch", "--quiet", "--tags", "origin", timeout=600)
-        gitrepo.git(install_dir, "checkout", "--quiet", "--detach", self.settings.target)
+        gitrepo.git(install_dir, "checkout", "--quiet", "--detach", target.commit)
         self.new_profile = self.load_profile()
         expected = parse_env((install_dir / ".env.example").read_text(), interpolate=False)
         missing = sorted(name for name in expected if name not in self.profile.env)
         if missing:
-            raise Problem(f".env lacks {', '.join(missing)}, which {self.settings.target} expects; add them to .env")
+            raise Problem(f".env lacks {', '.join(missing)}, which {target.name} expects; add them to .env")
 
     def stage_build(self) -> None:
         compose = Compose.of(self.new_profile)
         seconds = compose.build()
         self.alembic_ini = compose.alembic_ini()
         self.journal.set("alembic_ini", self.alembic_ini)
-        progress(f"built {self.settings.target} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
+        progress(f"built {self.settings.target.label} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
 
     def stage_drain_and_stop(self) -> None:
+        """Stop the old version without losing queued work. Celery keeps its queue in Redis, which a
+        target without Celery (April 2026 on) never reads again: stop what produces tasks (beat, then
+        the user-facing services), letting the worker empty the queues after each, and the worker last.
+        The job queue keeps its queue in the database; its worker finishes the job it is running on
+        SIGTERM, so it gets the drain deadline to do so."""
+        old = self.profile
+        containers = self.app_containers(old)
+        user_facing = [old.container(service) for service in USER_FACING]
+        worker = old.container("worker")
+        others = [name for name in containers if name not in user_facing and name != worker]
+        if old.task_queue == "celery":
+            stop_containers(self.client, others)  # celery-beat: no new periodic tasks
+            self.drain_celery("before the stop")
+            stop_containers(self.client, user_facing)
+            self.drain_celery("after the backend stopped")  # what users queued in between
+            stop_containers(self.client, [worker])
+        else:
+            stop_containers(self.client, others + user_facing)
+            stop_containers(self.client, [worker], timeout=int(self.settings.drain_deadline_s))
+
+    def drain_celery(self, when: str) -> None:
+        """Wait until the worker has taken and finished everything queued in Redis."""
         deadline = time.monotonic() + self.settings.drain_deadline_s
+        _, queues = celery_checks.worker_command(self.client, self.profile)
         while True:
             snapshot = celery_checks.inspect_worker(self.client, self.profile)
-            if not (snapshot.active or snapshot.reserved):
-                break
+            queued = celery_checks.queue_lengths(self.profile, queues)
+            busy = snapshot.active + snapshot.reserved + sum(queued.values())
+            if not busy:
+                progress(f"Celery drained {when}")
+                return
             if time.monotonic() > deadline:
-                raise Problem(f"Celery still has {snapshot.active} active and {snapshot.reserved} reserved tasks "
-                              f"after {self.settings.drain_deadline_s:.0f}s; nothing was stopped, try later")
-            time.sleep(2)
-        # Users notice the backend and frontend going away, not the worker: stop those last.
-        containers = self.app_containers(self.profile)
-        user_facing = [self.profile.container(service) for service in USER_FACING]
-        stop_containers(self.client, [name for name in containers if name not in user_facing])
-        stop_containers(self.client, [name for name in containers if name in user_facing])
+                waiting = {queue: count for queue, count in queued.items() if count}
+                raise Problem(f"Celery still has {snapshot.active} active, {snapshot.reserved} reserved and "
+                              f"{sum(queued.values())} queued tasks {waiting} {when}, after "
+                              f"{self.settings.drain_deadline_s:.0f}s; the stopped services are started again, try later")
+            time.sleep(1)
 
     def stage_migrate(self) -> None:
         result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)
@@ -211,6 +238,7 @@ class Upgrade:
     def stage_start(self) -> None:
         """Start and judge the new version ourselves: a crash or a sustained run of bad /health answers
         fails it within seconds, where ``compose up --wait`` waits for Docker's unhealthy verdict."""
+        self.journal.set("retired", self.retiring())
         Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s, wait=False)
         startup.watch(self.client, self.new_profile, self.settings.base_url,
                       startup.Rule(deadline_s=self.settings.start_deadline_s))
@@ -218,13 +246,17 @@ class Upgrade:
     def stage_verify(self) -> None:
         new = self.new_profile
         with requests.Session() as http:
-            service_checks.backend_health(http, self.settings.base_url, expected_version=new.version)
-            service_checks.frontend_proxies_api(http, self.settings.frontend_url)
+            service_checks.backend_health(http, self.settings.base_url, new.health_dependencies,
+                                          expected_version=new.version, install_dir=new.install_dir)
+            paths = service_checks.api_paths(http, self.settings.base_url)
+            service_checks.frontend_proxies_api(
+                http, self.settings.frontend_url,
+                service_checks.served_path(paths, service_checks.RULES_PATHS, "rule reference"))
             user, password = new.setting("OPENWATCH_AUDIT_USER"), new.setting("OPENWATCH_AUDIT_PASSWORD")
             if user and password:
                 token = service_checks.login(http, self.settings.base_url, user, password)
-                service_checks.aegis_healthy(http, self.settings.base_url, token)
-                service_checks.rules_listed(http, self.settings.base_url, token)
+                service_checks.engine_healthy(http, self.settings.base_url, token, paths)
+                service_checks.rules_listed(http, self.settings.base_url, token, paths)
         service_checks.containers_healthy(self.client, new)
         with self.connect() as conn:
             schema_checks.at_code_head(new.install_dir, conn)
@@ -238,7 +270,33 @@ class Upgrade:
         self.lock.release()
         pruned = backup.prune(self.settings.backup_dir, self.settings.retention_days)
         self.journal.set("pruned_backups", pruned)
+        retired = self.journal.data.get("retired") or []
+        if retired:
+            kept_until = time.strftime("%Y-%m-%d", time.gmtime(time.time() + self.settings.retention_days * 86400))
+            for entry in retired:
+                entry["volumes_kept_until"] = kept_until
+            self.journal.set("retired", retired)
+            for entry in retired:
+                progress(f"retired {entry['service']}: container {entry['container']} removed, volumes "
+                         f"{', '.join(entry['volumes']) or 'none'} kept until {kept_until} (backup retention); "
+                         f"remove them then with `docker volume rm`")
         self.journal.finish("UPGRADED")
+
+    def retiring(self) -> list[dict]:
+        """Services of the old release the target no longer has (Redis, the Celery worker's beat in
+        April 2026): Compose removes their containers as orphans when the target starts; their named
+        volumes stay, and are recorded here so the report can say what to remove and when."""
+        gone = [service for service in self.profile.services if service not in self.new_profile.services]
+        retired = []
+        for service in gone:
+            container = self.profile.container(service)
+            try:
+                mounts = self.client.containers.get(container).attrs.get("Mounts") or []
+            except docker.errors.NotFound:
+                mounts = []
+            volumes = sorted(mount["Name"] for mount in mounts if mount.get("Type") == "volume" and mount.get("Name"))
+            retired.append({"service": service, "container": container, "volumes": volumes})
+        return retired
 
     # -- helpers shared with the rollback ------------------------------------------------------
     def app_containers(self, current: Profile) -> list[str]:

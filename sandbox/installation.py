@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import os
 import shutil
 import subprocess
 import time
@@ -142,8 +143,8 @@ class Installation:
         return added
 
     def save_database(self, dump: Path) -> None:
-        """``pg_dump -Fc`` of the running database, streamed to ``dump``."""
-        with dump.open("wb") as out:
+        """``pg_dump -Fc`` of the running database, streamed to ``dump`` (readable by its owner only)."""
+        with os.fdopen(os.open(dump, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             proc = subprocess.run(["docker", "exec", "openwatch-db", "pg_dump", "-U", "openwatch", "-d", "openwatch",
                                    "-Fc"], stdout=out, stderr=subprocess.PIPE, text=False, timeout=600)
         if proc.returncode != 0:
@@ -231,7 +232,7 @@ def create(directory: Path, tag: str = releases.OLDEST.tag, *, ports: Ports = Po
     env_file = directory / ".env"
     env_file.write_text(render_env((directory / ".env.example").read_text(), ports, subnet))
     env_file.chmod(0o600)
-    (directory / "backups" / "postgres").mkdir(parents=True)
+    (directory / "backups" / "postgres").mkdir(mode=0o700, parents=True)
     progress(f"{directory}: building {tag}")
     install.build()
     install.up("database", "redis")
@@ -240,7 +241,8 @@ def create(directory: Path, tag: str = releases.OLDEST.tag, *, ports: Ports = Po
     seed(install.conninfo(), env["OPENWATCH_AUDIT_USER"], env["OPENWATCH_AUDIT_PASSWORD"], seed_size)
     install.alembic("upgrade", "head")
     install.up()
-    # A real installation has a nightly backup; the post-flight audit checks that one exists.
+    # A real installation has a nightly backup; the post-flight audit checks that one exists, and
+    # that, like the suite's own, it is private to its owner.
     install.save_database(directory / "backups" / "postgres" / f"openwatch_{time.strftime('%Y%m%d_%H%M%S')}.dump")
     progress(f"{directory}: {tag} healthy in {time.monotonic() - started:.0f}s ({seed_size.rows} seeded rows)")
     return install

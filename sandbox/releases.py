@@ -56,6 +56,10 @@ RELEASES: tuple[Release, ...] = (
             "FAULT: a third migration fails half-way (duplicate IPs violate a new unique constraint); "
             "PostgreSQL rolls the whole run back.",
             head="0005_hosts_unique_ip"),
+    Release("v0.2.0-fault-partial-migration", "v0.2.0",
+            "FAULT: a third migration builds an index concurrently (its autocommit block commits 0003 and "
+            "0004 first), creates an enum, then fails; the database is left at 0004 with both behind.",
+            head="0005_scan_started_index"),
     Release("v0.2.0-fault-crashloop", "v0.2.0",
             "FAULT: the backend imports a module that was never committed and exits on start.",
             head="0004_scan_failed_count"),

@@ -10,6 +10,7 @@ import pytest
 from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import images, installation, releases
+from tests import local_postgres
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -66,3 +67,11 @@ def baseline_dump(sandbox: installation.Installation, tmp_path_factory: pytest.T
     sandbox.save_database(dump)
     return dump
 
+
+@pytest.fixture(scope="session")
+def local_postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL of this machine (no container), for tests that need a real catalog."""
+    if local_postgres.server_bin() is None:
+        pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (Debian: postgresql-15)")
+    with local_postgres.cluster() as conninfo:
+        yield conninfo

@@ -1,8 +1,17 @@
-"""What the project's tests compare before and after an upgrade run: the installation's state."""
+"""What the project's tests compare before and after an upgrade run: the installation's state.
+
+Besides the suite's own readings (its table checksums), the state holds the test's own, taken
+another way, so a rollback is not judged only by the code under test: the schema as ``pg_dump``
+prints it, and every table's rows as one sorted digest.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+
+import psycopg
+from psycopg import sql
 
 from runbook import dbstate, gitrepo, schemas
 from sandbox.installation import Installation
@@ -15,8 +24,35 @@ def journal(install: Installation) -> dict:
     return data
 
 
+def schema_dump(install: Installation) -> list[str]:
+    """``pg_dump --schema-only`` of the database, without its comments and its per-dump random
+    ``\\restrict`` key: equal text means every type, table, column, default, index, constraint,
+    sequence definition, view, function and trigger is the same."""
+    dump = subprocess.run(["docker", "exec", "openwatch-db", "pg_dump", "-U", "openwatch", "-d", "openwatch",
+                           "--schema-only", "--no-owner", "--no-privileges"],
+                          capture_output=True, text=True, check=True, timeout=120).stdout
+    return [line for line in dump.splitlines()
+            if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))]
+
+
+def contents(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
+    """Every table's row count and the md5 of its rows' text, sorted."""
+    tables = [name for (name,) in conn.execute(
+        "SELECT schemaname || '.' || tablename FROM pg_tables "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")]
+    found = {}
+    for name in tables:
+        schema, table = name.split(".", 1)
+        query = sql.SQL("SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') "
+                        "FROM {}.{} AS t").format(sql.Identifier(schema), sql.Identifier(table))
+        found[name] = tuple(conn.execute(query).fetchone())
+    return found
+
+
 def snapshot(install: Installation) -> dict:
-    """Version, git ref, alembic revision, and every table's row count and checksum."""
+    """Version, git ref, alembic revision, every table's rows and checksum (the suite's and the
+    test's own), and the schema as pg_dump prints it."""
     with install.connect() as conn:
-        return {"tables": dbstate.table_states(conn), "revisions": dbstate.alembic_revisions(conn),
+        return {"tables": dbstate.table_states(conn), "contents": contents(conn),
+                "revisions": dbstate.alembic_revisions(conn), "schema": schema_dump(install),
                 "ref": gitrepo.head_ref(install.directory), "version": install.version}

@@ -1,7 +1,8 @@
 """Pre-flight: is this installation ready to be upgraded? Read-only, safe to run any time.
 
 Every item of the procedure's pre-upgrade checklist, plus what it forgets. ``--target`` itself
-(exists in origin, newer than VERSION) is validated before any test runs.
+(a tag, branch or commit of origin that contains the installed commit) is judged before any test
+runs; whether its migrations continue from the database's revision needs the database, so it is a check.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ import warnings
 
 import pytest
 
-from runbook import (celery_checks, host_checks, release_checks, schema_checks, service_checks,
-                     versions)
-from runbook.errors import Problem
+from runbook import (celery_checks, dbstate, host_checks, job_queue_checks, release_checks, schema_checks,
+                     service_checks, targets, versions)
+from runbook.errors import NotApplicable, Problem
 
 pytestmark = pytest.mark.preflight
 
 
-def test_backend_reports_healthy(http, options) -> None:
-    service_checks.backend_health(http, options.base_url)
+def test_backend_reports_healthy(http, options, profile) -> None:
+    service_checks.backend_health(http, options.base_url, profile.health_dependencies)
 
 
 def test_every_container_running_and_healthy(docker_client, profile) -> None:
@@ -32,6 +33,17 @@ def test_version_file_readable(profile) -> None:
 
 def test_database_at_the_single_head_of_current_code(profile, db) -> None:
     schema_checks.at_code_head(profile.install_dir, db)
+
+
+def test_target_migrations_continue_from_the_database_revision(profile, options, db, record_property) -> None:
+    target = options.resolved_target
+    if target is None:
+        raise NotApplicable("no --target given; pass --target to check its migrations against the database")
+    record_property("target", f"{target.label}, a {target.kind}")
+    record_property("target_alembic_head", targets.migrations_continue(profile.install_dir, target,
+                                                                       dbstate.alembic_revisions(db)))
+    for note in targets.version_notes(profile.install_dir, target, profile.version):
+        warnings.warn(note, stacklevel=1)
 
 
 def test_install_dir_has_free_space(profile, space_needed) -> None:
@@ -58,7 +70,7 @@ def test_env_and_certificates_readable(profile, record_property) -> None:
 
 
 def test_env_has_every_variable_the_target_expects(profile, options) -> None:
-    release_checks.env_drift(profile, options.target)
+    release_checks.env_drift(profile, options.resolved_target)
 
 
 def test_no_local_changes_a_checkout_would_clobber(profile) -> None:
@@ -74,6 +86,11 @@ def test_no_other_upgrade_in_progress(profile, options, record_property) -> None
 def test_celery_has_no_running_tasks(worker, queued, record_property) -> None:
     record_property("celery_queued", sum(queued.values()))
     celery_checks.drained(worker, queued)
+
+
+def test_job_queue_has_no_running_jobs(job_queue, record_property) -> None:
+    record_property("jobs_running", job_queue.running)
+    job_queue_checks.idle(job_queue)
 
 
 def test_docker_engine_and_compose_v2(docker_client, record_property) -> None:

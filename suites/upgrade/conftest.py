@@ -31,7 +31,7 @@ def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upg
     rollback_to, resuming = pytestconfig.getoption("rollback_to"), pytestconfig.getoption("resume")
     unfinished = resume.unfinished_run(profile.install_dir) if resuming else None
     recorded = unfinished.data if unfinished else {}
-    settings = Settings(target=options.target or rollback_to or recorded.get("target"),
+    settings = Settings(target=options.resolved_target,
                         ticket=options.ticket or recorded.get("ticket"), backup_dir=options.backup_dir,
                         base_url=options.base_url, frontend_url=options.frontend_url,
                         retention_days=options.backup_retention_days)
@@ -41,7 +41,8 @@ def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upg
     elif unfinished:
         run = resume.from_unfinished(profile, docker_client, settings, unfinished)
     else:
+        target = options.resolved_target
         run = Upgrade(profile, docker_client, settings,
-                      Journal.start(profile.install_dir, options.target, options.ticket))
+                      Journal.start(profile.install_dir, target.name, options.ticket, target.commit, target.kind))
     pytestconfig.stash[UPGRADE_KEY] = run
     return run

@@ -54,6 +54,21 @@ def test_fault_migration_fails_half_way_and_postgres_rolls_the_run_back(baseline
     assert "os_family" not in hosts_columns(baseline)
 
 
+def test_fault_partial_migration_commits_two_revisions_and_leaves_an_index_and_an_enum(
+        baseline: Installation) -> None:
+    checkout_and_build(baseline, "v0.2.0-fault-partial-migration")
+    migration = baseline.alembic("upgrade", "head", check=False)
+    assert migration.returncode != 0 and "uq_hosts_ip_address" in migration.stderr
+    with baseline.connect() as conn:
+        assert dbstate.alembic_revisions(conn) == ["0004_scan_failed_count"]  # committed by the autocommit block
+        index = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_scans_started_at'").fetchone()
+        labels = conn.execute("SELECT enum_range(NULL::scan_state)::text").fetchone()
+        constraint = conn.execute("SELECT 1 FROM pg_constraint WHERE conname = 'uq_hosts_ip_address'").fetchone()
+    assert index == ("CREATE INDEX ix_scans_started_at ON public.scans USING btree (started_at)",)
+    assert labels == ("{queued,running,done}",) and constraint is None
+    assert "os_family" in hosts_columns(baseline)
+
+
 def test_fault_crashloop_backend_exits_on_start_and_keeps_restarting(baseline: Installation) -> None:
     checkout_and_build(baseline, "v0.2.0-fault-crashloop")
     baseline.alembic("upgrade", "head")

@@ -18,19 +18,26 @@ from tests.suite_runner import ROOT, SuiteRun, run_suite
 
 PREFLIGHT = {
     "test_backend_reports_healthy", "test_every_container_running_and_healthy", "test_version_file_readable",
-    "test_database_at_the_single_head_of_current_code", "test_install_dir_has_free_space", "test_install_dir_writable",
+    "test_database_at_the_single_head_of_current_code", "test_target_migrations_continue_from_the_database_revision",
+    "test_install_dir_has_free_space", "test_install_dir_writable",
     "test_backup_dir_has_free_space", "test_backup_dir_writable", "test_env_and_certificates_readable",
     "test_env_has_every_variable_the_target_expects", "test_no_local_changes_a_checkout_would_clobber",
-    "test_no_other_upgrade_in_progress", "test_celery_has_no_running_tasks", "test_docker_engine_and_compose_v2",
+    "test_no_other_upgrade_in_progress", "test_celery_has_no_running_tasks", "test_job_queue_has_no_running_jobs",
+    "test_docker_engine_and_compose_v2",
 }
 POSTFLIGHT = {
     "test_health_reports_the_installed_version", "test_every_container_running_and_healthy",
     "test_backend_logs_free_of_errors", "test_database_answers", "test_database_at_the_code_head",
-    "test_celery_worker_answers", "test_celery_queues_consumed", "test_redis_requires_and_accepts_the_password",
+    "test_celery_worker_answers", "test_celery_queues_consumed", "test_job_queue_keeps_up", "test_no_job_stuck_running",
+    "test_recurring_jobs_scheduled", "test_work_flows_through_the_queue", "test_redis_requires_and_accepts_the_password",
     "test_frontend_serves_its_page", "test_frontend_proxies_api_to_backend", "test_audit_user_can_log_in",
-    "test_aegis_health_with_token", "test_rules_reference_with_token", "test_api_docs_served",
-    "test_newest_backup_is_recent", "test_no_backup_kept_past_retention", "test_no_container_restarted_during_the_audit",
+    "test_rule_engine_health_with_token", "test_rules_reference_with_token", "test_api_docs_served",
+    "test_newest_backup_is_recent", "test_secrets_and_backups_private_to_their_owner", "test_no_backup_kept_past_retention",
+    "test_no_container_restarted_during_the_audit",
 }
+# The sandbox runs Celery: the job-queue checks do not apply to it (and say so).
+JOB_QUEUE_ONLY = {"test_job_queue_has_no_running_jobs", "test_job_queue_keeps_up", "test_no_job_stuck_running",
+                  "test_recurring_jobs_scheduled"}
 TARGET = "v0.2.0"
 
 
@@ -47,7 +54,10 @@ def assert_only_failed(run: SuiteRun, everything: set[str], expected: set[str], 
     assert set(run.outcomes) == everything, run.output
     broken = run.named("failed") | run.named("error")
     assert broken - either == expected, {name: run.messages[name] for name in broken}
-    assert run.named("passed") | either >= everything - expected
+    not_applicable = everything & JOB_QUEUE_ONLY
+    assert run.named("skipped") - either == not_applicable
+    assert all("this installation runs Celery" in run.messages[name] for name in not_applicable)
+    assert run.named("passed") | either >= everything - expected - not_applicable
     for name in expected:
         assert run.messages[name] and "Traceback" not in run.messages[name], run.messages[name]
 
@@ -80,9 +90,22 @@ def test_stopped_redis(pytester: pytest.Pytester, restore: Installation) -> None
     assert_only_failed(audit, POSTFLIGHT, {
         "test_health_reports_the_installed_version", "test_every_container_running_and_healthy",
         "test_celery_worker_answers", "test_celery_queues_consumed", "test_redis_requires_and_accepts_the_password",
+        "test_work_flows_through_the_queue",
     })
     assert "unhealthy: redis" in audit.messages["test_health_reports_the_installed_version"]
     assert "openwatch-redis is exited" in audit.messages["test_every_container_running_and_healthy"]
+
+
+def test_secrets_readable_by_every_user(pytester: pytest.Pytester, restore: Installation) -> None:
+    env_file = restore.directory / ".env"
+    env_file.chmod(0o644)
+    try:
+        audit = postflight(pytester, restore)
+    finally:
+        env_file.chmod(0o600)
+    assert_only_failed(audit, POSTFLIGHT, {"test_secrets_and_backups_private_to_their_owner"})
+    assert f"readable by every user of this machine: {env_file} (mode 644)" in \
+        audit.messages["test_secrets_and_backups_private_to_their_owner"]
 
 
 def assert_audit_card_in_a_real_browser(audit: SuiteRun) -> None:
@@ -93,7 +116,7 @@ def assert_audit_card_in_a_real_browser(audit: SuiteRun) -> None:
     screenshot.parent.mkdir(exist_ok=True)
     rendered, pages = browser.look_at(Path(audit.bundle["artifacts"]["html"]), screenshot, "bad")
     card = rendered.dom[rendered.dom.index('id="verdict"'):rendered.dom.index("</section>")]
-    assert 'verdict__word">UNHEALTHY<' in card and "2 check(s) failed" in card
+    assert 'verdict__word">UNHEALTHY<' in card and "3 check(s) failed" in card
     assert card.index("test_celery_worker_answers") < card.index("OpenWatch version")
     assert "UNHEALTHY" in pages[0] and "test_celery_worker_answers" in pages[0]
     print(f"audit report: {Path(audit.bundle['artifacts']['html']).stat().st_size} bytes, first screen in "
@@ -103,7 +126,8 @@ def assert_audit_card_in_a_real_browser(audit: SuiteRun) -> None:
 def test_stopped_worker(pytester: pytest.Pytester, restore: Installation) -> None:
     subprocess.run(["docker", "stop", "openwatch-worker"], check=True, capture_output=True)
     audit = postflight(pytester, restore)
-    assert_only_failed(audit, POSTFLIGHT, {"test_every_container_running_and_healthy", "test_celery_worker_answers"})
+    assert_only_failed(audit, POSTFLIGHT, {"test_every_container_running_and_healthy", "test_celery_worker_answers",
+                                           "test_work_flows_through_the_queue"})
     assert "docker compose up -d worker" in audit.messages["test_celery_worker_answers"]
     assert_audit_card_in_a_real_browser(audit)
     gate = preflight(pytester, restore)
@@ -119,7 +143,7 @@ def test_crash_looping_backend(pytester: pytest.Pytester, restore: Installation)
     audit = postflight(pytester, restore)
     assert_only_failed(audit, POSTFLIGHT, {
         "test_health_reports_the_installed_version", "test_every_container_running_and_healthy",
-        "test_frontend_proxies_api_to_backend", "test_audit_user_can_log_in", "test_aegis_health_with_token",
+        "test_frontend_proxies_api_to_backend", "test_audit_user_can_log_in", "test_rule_engine_health_with_token",
         "test_rules_reference_with_token", "test_api_docs_served",
     }, either={"test_no_container_restarted_during_the_audit"})
     assert "openwatch-backend is in a restart loop" in audit.messages["test_every_container_running_and_healthy"]
@@ -135,8 +159,11 @@ def test_database_at_a_revision_the_code_does_not_know(pytester: pytest.Pytester
         with restore.connect() as conn:
             conn.execute("UPDATE alembic_version SET version_num = '0002_scan_indexes'")
     assert_only_failed(audit, POSTFLIGHT, {"test_database_at_the_code_head"})
-    assert_only_failed(gate, PREFLIGHT, {"test_database_at_the_single_head_of_current_code"})
+    assert_only_failed(gate, PREFLIGHT, {"test_database_at_the_single_head_of_current_code",
+                                         "test_target_migrations_continue_from_the_database_revision"})
     assert "9999_from_the_future, which this code" in gate.messages["test_database_at_the_single_head_of_current_code"]
+    assert ("the target's migrations do not know revision 9999_from_the_future the database is at: v0.2.0 ("
+            in gate.messages["test_target_migrations_continue_from_the_database_revision"])
 
 
 def test_second_alembic_head_in_the_code(pytester: pytest.Pytester, restore: Installation) -> None:
@@ -192,10 +219,11 @@ def test_stale_lock_of_a_dead_run(pytester: pytest.Pytester, restore: Installati
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: tag v0.2.0;rm -rf / does not exist in origin"),
-    (["--target", "../../etc/passwd"], "ERROR: --target: tag ../../etc/passwd does not exist in origin"),
+    (["--target", "v0.2.0;rm -rf /"], "ERROR: --target: v0.2.0;rm -rf / is not a tag, branch or commit of origin (nearest: v0.2.0"),
+    (["--target", "../../etc/passwd"], "ERROR: --target: ../../etc/passwd is not a tag, branch or commit of origin"),
     (["--target", "v0.1.0"], "ERROR: --target: the installation is already at 0.1.0 (v0.1.0); there is nothing to upgrade"),
-    (["--target", "v0.2.7"], "ERROR: --target: tag v0.2.7 does not exist in origin (nearest: v0.2.1, v0.2.0"),
+    (["--target", "v0.2.7"], "ERROR: --target: v0.2.7 is not a tag, branch or commit of origin (nearest: v0.2.1, v0.2.0"),
+    (["--target", "deadbeef"], "ERROR: --target: deadbeef is not a tag, branch or commit of origin; an abbreviated id "),
     (["--runtime", "podman"], "ERROR: --runtime podman is not supported yet; use --runtime docker"),
 ])
 def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, ready: Installation,
@@ -203,6 +231,19 @@ def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, ready:
     run = run_suite(pytester, "preflight", "--install-dir", str(ready.directory), *args)
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     assert message in run.output and "Traceback" not in run.output
+
+
+def test_target_main_is_origins_main_resolved_to_one_commit(pytester: pytest.Pytester, ready: Installation) -> None:
+    """The sandbox's main is v1.0.0's commit: an upgrade by ancestry, whose migrations continue from
+    the database's 0002 to 0005, with the major-version jump told as a warning."""
+    main = subprocess.run(["git", "-C", str(ready.directory), "ls-remote", "origin", "refs/heads/main"],
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+    gate = run_suite(pytester, "preflight", "--install-dir", str(ready.directory), "--target", "main")
+    assert_only_failed(gate, PREFLIGHT, set())
+    checked = gate.properties["test_target_migrations_continue_from_the_database_revision"]
+    assert checked == {"target": f"main ({main[:12]}), a branch", "target_alembic_head": "0005_rule_results"}
+    assert f"main ({main[:12]}) is a major release (0.1.0 -> 1.0.0)" in gate.output
+    assert (gate.bundle["target"], gate.bundle["target_commit"], gate.bundle["target_kind"]) == ("main", main, "branch")
 
 
 def _replace_env_line(install: Installation, name: str, line: str) -> str:

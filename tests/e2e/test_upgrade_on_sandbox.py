@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,9 @@ def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
     assert run.bundle["change"]["revision"]["after"] == release.head
     assert run.bundle["target"] == target and run.bundle["revision_after"] == release.head
     assert run.bundle["backup"]["sha256"] and run.bundle["downtime"]["downtime_total_s"] >= 0
+    testsuite = next(ET.parse(run.reports / "upgrade.junit.xml").getroot().iter("testsuite"))
+    suite_properties = {prop.get("name"): prop.get("value") for prop in testsuite.findall("properties/property")}
+    assert float(suite_properties["downtime_total_s"]) == run.bundle["downtime"]["downtime_total_s"]
     assert [stage["name"] for stage in run.bundle["stages"]][-1] == "finish"
     dump = Path(run.bundle["backup"]["dump"])
     assert dump.stat().st_mode & 0o777 == 0o600 and dump.parent.stat().st_mode & 0o777 == 0o700
@@ -80,7 +84,8 @@ def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier:
     assert any(name.startswith("rollback_action_") and value.endswith("ok") for name, value in junit.items())
     failed_entry = next(t for t in run.bundle["tests"] if t["nodeid"].endswith(f"test_stage[{failed_stage}]"))
     assert failed_entry["outcome"] == "failed" and failed_entry["message"]
-    assert snapshot(install) == before  # version, git ref, revision, every table's rows and checksum
+    # version, git ref, revision, every table's rows and checksum, and the schema, read by the test itself
+    assert snapshot(install) == before
     assert install.health().json()["status"] == "healthy"
     assert not (install.directory / ".openwatch-upgrade.lock").exists()
 
@@ -124,6 +129,49 @@ def test_fault_release_is_rolled_back_with_data_identical(pytester: pytest.Pytes
     assert_rolled_back(run, baseline, before, tier, failed_stage)
     message = run.messages[f"test_stage[{failed_stage}]"]
     assert why in message and "\n" not in message, message
+
+
+FOUND_AFTER_FAILURE = [
+    "column hosts.os_family is still there (text not null default 'unknown'::text)",
+    "column scans.failed_count is still there (integer not null default 0)",
+    "enum scan_state is still there ('queued', 'running', 'done')",
+    "index ix_scans_started_at is still there (CREATE INDEX ix_scans_started_at ON public.scans USING btree "
+    "(started_at))",
+]
+
+
+def test_a_migration_that_committed_part_of_its_run_is_rolled_back_to_the_recorded_schema(
+        pytester: pytest.Pytester, baseline: Installation) -> None:
+    """v0.2.0-fault-partial-migration commits 0003 and 0004 and builds an index and an enum outside
+    its transaction before it fails. The suite reads what the database is (at 0004, not rolled back)
+    and downgrades; that gives every row back exactly, but the index and the enum no downgrade
+    knows about are still there. Data alone would call this "ROLLED BACK (full)"; the schema
+    fingerprint escalates to the backup, and the test's own pg_dump and row digests prove the end."""
+    before = snapshot(baseline)
+    run = upgrade(pytester, baseline, "v0.2.0-fault-partial-migration")
+    assert_rolled_back(run, baseline, before, "emergency", "migrate")
+    assert "uq_hosts_ip_address" in run.messages["test_stage[migrate]"]
+    rollback = journal(baseline)["rollback"]
+    assert rollback["requested"] == "full", rollback
+    assert rollback["found"] == {"revisions": ["0004_scan_failed_count"], "schema_differences": FOUND_AFTER_FAILURE}
+    left_behind = FOUND_AFTER_FAILURE[2:]
+    assert rollback["differences"] == left_behind
+    assert rollback["problem"] == f"schema differs from the recorded state in 2 places: {'; '.join(left_behind)}"
+    assert [(a["name"], a["ok"]) for a in rollback["actions"]] == [
+        ("stop the new app containers", True), ("alembic downgrade 0002_scan_indexes with the NEW image", True),
+        ("check out the recorded git ref", True), ("re-tag the recorded images", True),
+        ("start the old version and wait healthy", True), ("verify restored state", False),
+        ("stop the app containers (database container kept)", True),
+        ("restore the verified backup into a recreated database", True),
+        ("check out the recorded git ref", True), ("re-tag the recorded images", True),
+        ("start the old version and wait healthy", True), ("verify restored state", True)]
+    properties = run.properties["test_stage[migrate]"]
+    assert [properties[f"rollback_difference_{i}"] for i in (1, 2)] == left_behind
+    assert "  not as recorded:\n    " + "\n    ".join(left_behind) in run.output, run.output
+    assert "database found after the failure at revision 0004_scan_failed_count, schema differing from the " \
+           "recorded in 4 places" in run.output
+    assert "schema and data identical" in run.output
+    assert run.bundle["rollback"]["differences"] == left_behind
 
 
 def test_old_images_pruned_before_the_rollback_escalate_then_stop_safe(pytester: pytest.Pytester,

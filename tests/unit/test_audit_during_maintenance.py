@@ -19,6 +19,9 @@ from tests.fake_installation import NOWHERE, fake_installation
 from tests.lock_holder import holding_the_lock
 from tests.suite_runner import ROOT, SuiteRun, run_suite
 
+# These run the suites, which ask the Docker engine first: the tests' private one.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
 LOCK = ".openwatch-upgrade.lock"
 JOURNAL = Path(".openwatch-upgrade") / "journal.json"
 

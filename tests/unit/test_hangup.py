@@ -17,6 +17,9 @@ from tests.suite_runner import ROOT
 from tests.unit.test_redaction import fake_installation
 
 
+# These run the suites, which ask the Docker engine first: the tests' private one.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
 def test_every_descriptor_on_the_dead_terminal_moves_to_the_log(tmp_path: Path) -> None:
     master, terminal = os.openpty()
     copy = os.dup(terminal)  # as pytest's output capture keeps one

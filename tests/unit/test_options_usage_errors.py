@@ -8,6 +8,9 @@ import pytest
 
 from tests.suite_runner import ROOT, run_suite
 
+# These run the suites, which ask the Docker engine first: the tests' private one.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
 
 def test_missing_install_dir(pytester: pytest.Pytester, tmp_path: Path) -> None:
     run = run_suite(pytester, "postflight", "--install-dir", str(tmp_path / "absent"))

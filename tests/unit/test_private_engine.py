@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from sandbox.engine import EngineError, PrivateEngine
+from sandbox.engine import FENCED_RANGES, EngineError, PrivateEngine, host_resolvers
 from sandbox.installation import Ports
 
 REAL_OPENWATCH_PORTS = {Ports().postgres, Ports().backend, Ports().frontend}
@@ -36,3 +36,35 @@ def test_tests_and_bench_engines_can_run_side_by_side() -> None:
 def test_bad_engine_name_is_refused(name: str) -> None:
     with pytest.raises(EngineError, match="use 1-8 lower-case letters or digits"):
         PrivateEngine(name)
+
+
+def first_match(rules: list[list[str]], source: str, destination: str, port: int | None = None) -> str:
+    """The target of the first filter rule that matches a packet, as iptables walks the chain."""
+    for rule in rules:
+        fields = dict(zip(rule[::2], rule[1::2]))
+        if "-s" in fields and ipaddress.ip_address(source) not in ipaddress.ip_network(fields["-s"]):
+            continue
+        if "-d" in fields and ipaddress.ip_address(destination) not in ipaddress.ip_network(fields["-d"]):
+            continue
+        if "--dport" in fields and port != int(fields["--dport"]):
+            continue
+        return fields["-j"]
+    return "fall through"
+
+
+def test_containers_reach_only_their_own_networks_the_resolvers_and_public_addresses(tmp_path) -> None:
+    engine = PrivateEngine("tests")
+    rules = [rule for table, _, rule in engine._firewall_rules() if table == "filter"]
+    container = str(next(engine.bridge_network.hosts()))
+    install = str(next(ipaddress.ip_network(engine.install_subnet).hosts()))
+    assert first_match(rules, container, install) == "ACCEPT"
+    assert first_match(rules, install, "151.101.0.223") == "ACCEPT"  # a public registry address
+    for fenced in ("10.1.2.3", "172.20.0.5", "192.168.1.10", "169.254.169.254", "100.64.0.1"):
+        assert first_match(rules, install, fenced) == "REJECT", fenced
+    for resolver in host_resolvers():
+        assert first_match(rules, container, resolver, port=53) == "ACCEPT"
+        if any(ipaddress.ip_address(resolver) in ipaddress.ip_network(r) for r in FENCED_RANGES):
+            assert first_match(rules, container, resolver, port=22) == "REJECT"
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("# comment\nnameserver 10.255.255.53\nnameserver fe80::1\nsearch example\n")
+    assert host_resolvers(resolv) == ["10.255.255.53"]

@@ -14,6 +14,9 @@ from runbook.errors import Problem
 from tests.fake_installation import NOWHERE, fake_installation
 from tests.suite_runner import ROOT, run_suite
 
+# These run the suites, which ask the Docker engine first: the tests' private one.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
 
 @pytest.fixture
 def read_only_install(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

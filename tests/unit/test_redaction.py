@@ -43,6 +43,10 @@ def test_repr_of_env(profile):
 '''
 
 
+# These run the suites, which ask the Docker engine first: the tests' private one.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
+
 def fake_installation(root: Path) -> Path:
     install = root / "install"
     (install / "backend").mkdir(parents=True)

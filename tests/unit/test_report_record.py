@@ -76,7 +76,7 @@ def summary_of(data: dict, tmp_path: Path, exit_status: int = 1) -> dict:
     stem = tmp_path / "CHG-7_upgrade_20261125T100000"
     return run_summary.build(
         suite="upgrade", ticket="CHG-7", host="vm", install_dir="/opt/openwatch", version="0.1.0", target="v0.2.0",
-        exit_status=exit_status, journal=data, maintenance=None,
+        target_commit=COMMIT_B, target_kind="tag", exit_status=exit_status, journal=data, maintenance=None,
         tests=[{"nodeid": "suites/upgrade/test_00_preflight_gate.py::test_backend_reports_healthy", "phase": "call",
                 "outcome": "passed", "seconds": 0.1, "message": ""}],
         artifacts={"html": f"{stem}.html", "junit": f"{stem}.xml", "json": f"{stem}.json", "log": None,
@@ -168,14 +168,18 @@ def test_timeline_labels_are_whole_and_the_axis_counts_from_the_first_stop() -> 
 
 def test_backout_plan_is_the_rollback_decision_per_stage() -> None:
     plan = {step.stage: step for step in backout.plan()}
-    assert [(name, plan[name].tier, plan[name].tier_if_migrated) for name in plan] == [
-        ("gate", "none", "none"), ("lock_and_record", "none", "none"), ("backup", "none", "none"),
-        ("verify_backup", "none", "none"), ("checkout", "ref", "ref"), ("build", "ref", "ref"),
-        ("drain_and_stop", "quick", "quick"), ("migrate", "quick", "full"), ("start", "quick", "full"),
-        ("verify", "quick", "full"), ("finish", "none", "none")]
+    assert [(name, plan[name].tier, plan[name].tier_if_migrated, plan[name].tier_if_schema_changed)
+            for name in plan] == [
+        ("gate", "none", "full", "emergency"), ("lock_and_record", "none", "full", "emergency"),
+        ("backup", "none", "full", "emergency"), ("verify_backup", "none", "full", "emergency"),
+        ("checkout", "ref", "full", "emergency"), ("build", "ref", "full", "emergency"),
+        ("drain_and_stop", "quick", "full", "emergency"), ("migrate", "quick", "full", "emergency"),
+        ("start", "quick", "full", "emergency"), ("verify", "quick", "full", "emergency"),
+        ("finish", "none", "none", "none")]
     assert not plan["backup"].backup_exists and plan["verify_backup"].backup_exists
-    assert "migrate (database migrated with the new image) fails -> rollback tier quick, or full if the database " \
-           "was migrated; escalating to emergency" in plan["migrate"].line()
+    assert ("migrate (database migrated with the new image) fails -> rollback tier quick, or full if the database "
+            "was migrated, or emergency if its schema changed outside Alembic; escalating to emergency") in \
+        plan["migrate"].line()
 
 
 @pytest.mark.parametrize(("outcome", "exit_status", "close_code", "event"), [
@@ -261,6 +265,7 @@ def test_no_secret_reaches_the_summary_the_exports_or_the_index(tmp_path: Path) 
     assert MASK in written["CHG-7_upgrade_20261125T100000.servicenow.json"]
 
 
+@pytest.mark.usefixtures("docker_engine")  # the suite asks the Docker engine first: the tests' private one
 @pytest.mark.parametrize(("version", "expected"), [
     (2, "has journal schema_version 2, this suite reads version 1; settle it with the suite version that wrote it"),
     (1, "does not match"),

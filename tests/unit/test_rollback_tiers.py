@@ -18,9 +18,12 @@ from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.redaction import Redactor
-from runbook.rollback import Rollback, RollbackResult
+from plugins.rollback import describe
+from runbook.rollback import Rollback, RollbackResult, StateDiffers
+from runbook.schema_fingerprint import capture
 from runbook.shell import CommandError
 from runbook.state import InstallState
+from tests.local_postgres import scratch_database
 
 SECRET = "s3cret-db-pass"
 
@@ -205,3 +208,65 @@ def test_a_broken_engine_or_database_before_the_tiers_still_rolls_back(upgrade: 
     result = ScriptedRollback(upgrade).run("migrate")
     assert result.requested == "full" and result.ok  # the database unknown: assume it changed
     assert Journal.load(upgrade.profile.install_dir).data["outcome"] == "ROLLED BACK (full)"
+
+
+def test_a_schema_left_behind_escalates_and_each_difference_is_named(upgrade: FakeUpgrade) -> None:
+    lines = [f"index ix_{i:02} is still there" for i in range(12)]
+    differs = StateDiffers(f"schema differs from the recorded state in 12 places: {'; '.join(lines[:3])}", lines)
+    result = ScriptedRollback(upgrade, failures={"verify_restored": differs}).run_tier("full")
+    assert result.ok and result.tier == "emergency"
+    assert result.differences == [*lines[:10], "... and 2 more"]
+    recorded = Journal.load(upgrade.profile.install_dir).data["rollback"]
+    assert recorded["differences"] == result.differences and recorded["problem"].startswith("schema differs")
+    text = describe(result)
+    assert "  not as recorded:\n    index ix_00 is still there\n" in text and "    ... and 2 more" in text
+
+
+REVISION_TABLE = ("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+                  "INSERT INTO alembic_version VALUES ('0002_scan_indexes');"
+                  "CREATE TABLE scans (id serial PRIMARY KEY, started_at timestamptz NOT NULL)")
+
+
+@pytest.mark.parametrize(("after_failure", "stage", "tier", "schema_found"), [
+    ("", "migrate", "quick", []),  # PostgreSQL rolled the whole run back
+    # Alembic committed 0003 before a later revision failed (one transaction per migration).
+    ("ALTER TABLE scans ADD COLUMN failed_count integer NOT NULL DEFAULT 0;"
+     "UPDATE alembic_version SET version_num = '0003_host_os_family'", "migrate", "full",
+     ["column scans.failed_count is still there (integer not null default 0)"]),
+    # DDL committed outside the migration's transaction, the revision never stamped.
+    ("CREATE INDEX CONCURRENTLY ix_scans_started_at ON scans (started_at)", "migrate", "emergency",
+     ["index ix_scans_started_at is still there (CREATE INDEX ix_scans_started_at ON public.scans USING btree "
+      "(started_at))"]),
+    ("CREATE INDEX CONCURRENTLY ix_scans_started_at ON scans (started_at)", "build", "emergency",
+     ["index ix_scans_started_at is still there (CREATE INDEX ix_scans_started_at ON public.scans USING btree "
+      "(started_at))"]),
+])
+def test_the_tier_is_chosen_from_what_the_database_really_is(upgrade: FakeUpgrade, local_postgres_cluster: str,
+                                                            after_failure: str, stage: str, tier: str,
+                                                            schema_found: list[str]) -> None:
+    """A real database, left by the failure as the case says: the rollback reads its revision and
+    schema, and picks the tier from them, not from the failed stage."""
+    with scratch_database(local_postgres_cluster, "rollback_observed") as conninfo:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(REVISION_TABLE)
+            upgrade.before.schema = capture(conn).to_json()
+            for statement in filter(None, after_failure.split(";")):
+                conn.execute(statement)
+        upgrade.connect = lambda: psycopg.connect(conninfo, autocommit=True)  # type: ignore[attr-defined]
+        upgrade.client = NoContainers()  # type: ignore[attr-defined]
+        upgrade.before.revision = "0002_scan_indexes"
+        result = ScriptedRollback(upgrade).run(stage)
+    assert result.requested == tier and result.ok
+    revision = "0003_host_os_family" if tier == "full" else "0002_scan_indexes"
+    assert result.found == {"revisions": [revision], "schema_differences": schema_found}
+    assert Journal.load(upgrade.profile.install_dir).data["rollback"]["found"] == result.found
+    assert f"database found after the failure at revision {revision}, schema " in describe(result)
+
+
+class NoContainers:
+    """A Docker client with no one-off containers left running."""
+
+    class containers:  # noqa: N801 - the attribute docker-py's client has
+        @staticmethod
+        def list(**_: object) -> list:
+            return []

@@ -18,7 +18,7 @@ from runbook.journal import Journal
 from runbook import lock as lock_module
 from runbook.lock import RunLock
 from runbook.profile import OPENWATCH_SERVICES, Service, service_problem
-from runbook.rollback import choose_tier
+from runbook.rollback import DatabaseFinding, choose_tier
 from runbook.timeline import render
 from runbook.upgrade import STAGES, error_line
 
@@ -48,26 +48,47 @@ def write_revision(folder: Path, revision: str, down: object) -> None:
     (folder / f"{revision}.py").write_text(f"revision = {revision!r}\ndown_revision = {down!r}\n")
 
 
-def test_alembic_heads_and_ancestry(tmp_path: Path) -> None:
+def test_alembic_heads_and_merge_revisions(tmp_path: Path) -> None:
     versions_dir = tmp_path / alembic_scripts.VERSIONS_DIR
     write_revision(versions_dir, "a1", None)
     write_revision(versions_dir, "b2", "a1")
-    assert alembic_scripts.heads(tmp_path) == ["b2"]
+    assert alembic_scripts.heads(alembic_scripts.scripts(tmp_path)) == ["b2"]
     write_revision(versions_dir, "c3", "a1")
-    assert alembic_scripts.heads(tmp_path) == ["b2", "c3"]
+    assert alembic_scripts.heads(alembic_scripts.scripts(tmp_path)) == ["b2", "c3"]
     write_revision(versions_dir, "d4", ("b2", "c3"))  # a merge revision
-    assert alembic_scripts.heads(tmp_path) == ["d4"]
-    assert alembic_scripts.is_ancestor(tmp_path, "a1", "d4") and not alembic_scripts.is_ancestor(tmp_path, "d4", "a1")
+    graph = alembic_scripts.scripts(tmp_path)
+    assert alembic_scripts.heads(graph) == ["d4"] and graph["d4"].down_revisions == ("b2", "c3")
 
 
-@pytest.mark.parametrize(("stage", "database_changed", "tier"), [
-    ("gate", False, "none"), ("backup", False, "none"), ("verify_backup", False, "none"),
-    ("checkout", False, "ref"), ("build", False, "ref"), ("drain_and_stop", False, "quick"),
-    ("migrate", False, "quick"), ("migrate", True, "full"), ("start", True, "full"), ("verify", True, "full"),
-    ("start", False, "quick"), ("finish", True, "none"),
+AS_RECORDED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=[])
+MOVED = DatabaseFinding(["0004"], revision_moved=True, schema_differences=["column hosts.os_family is still there"])
+DRIFTED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=["index ix_scans_started_at is still there"])
+
+
+@pytest.mark.parametrize(("stage", "found", "tier"), [
+    ("gate", AS_RECORDED, "none"), ("backup", AS_RECORDED, "none"), ("verify_backup", AS_RECORDED, "none"),
+    ("checkout", AS_RECORDED, "ref"), ("build", AS_RECORDED, "ref"), ("drain_and_stop", AS_RECORDED, "quick"),
+    ("migrate", AS_RECORDED, "quick"), ("migrate", MOVED, "full"), ("start", MOVED, "full"),
+    ("verify", MOVED, "full"), ("start", AS_RECORDED, "quick"), ("finish", MOVED, "none"),
+    # Unreadable: a stage that migrated gets the tier that can undo a migration; others their own.
+    ("migrate", None, "full"), ("build", None, "ref"),
 ])
-def test_rollback_tier_follows_what_the_failed_stage_changed(stage: str, database_changed: bool, tier: str) -> None:
-    assert choose_tier(stage, database_changed) == tier
+def test_rollback_tier_follows_what_the_failed_stage_changed(stage: str, found: DatabaseFinding | None,
+                                                              tier: str) -> None:
+    assert choose_tier(stage, found) == tier
+
+
+@pytest.mark.parametrize(("stage", "found", "tier"), [
+    # A migration that committed its first revisions and failed in a later one: whatever stage failed,
+    # the revision the database says decides, not the assumption that PostgreSQL rolled it all back.
+    ("migrate", MOVED, "full"), ("drain_and_stop", MOVED, "full"), ("build", MOVED, "full"),
+    # DDL committed outside Alembic's record (CREATE INDEX CONCURRENTLY in an autocommit block, then a
+    # failure before the stamp): no downgrade knows about it, only the backup does.
+    ("migrate", DRIFTED, "emergency"), ("start", DRIFTED, "emergency"), ("checkout", DRIFTED, "emergency"),
+])
+def test_rollback_tier_follows_what_the_database_is_found_to_be(stage: str, found: DatabaseFinding,
+                                                                 tier: str) -> None:
+    assert choose_tier(stage, found) == tier
 
 
 def test_every_stage_has_a_declared_change_kind() -> None:
@@ -222,9 +243,15 @@ def test_compose_services_the_suite_cannot_work_with(tmp_path: Path) -> None:
     files = (tmp_path / "docker-compose.yml",)
     services = {name: Service(name, f"openwatch-{name}", True) for name in OPENWATCH_SERVICES}
     assert service_problem(services, files) is None
-    without_worker = {name: spec for name, spec in services.items() if name != "worker"}
-    assert "define no worker service; this is not a standard OpenWatch installation" in service_problem(
-        without_worker, files)
+    without_backend = {name: spec for name, spec in services.items() if name != "backend"}
+    assert "define no backend service; this is not a standard OpenWatch installation" in service_problem(
+        without_backend, files)
+    celery_without_broker = {name: spec for name, spec in services.items() if name != "redis"}
+    assert "run a Celery worker but define no redis service" in service_problem(celery_without_broker, files)
+    job_queue_era = {name: Service(name, f"openwatch-{name}", True) for name in ("database", "backend", "frontend")}
+    job_queue_era["worker"] = Service("worker", "openwatch-worker", True,
+                                      command=("python3", "-m", "app.services.job_queue"))
+    assert service_problem(job_queue_era, files) is None
     assert "define services OpenWatch does not have: pgadmin" in service_problem(
         {**services, "pgadmin": Service("pgadmin", "pgadmin", False)}, files)
 

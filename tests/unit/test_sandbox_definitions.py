@@ -18,7 +18,8 @@ def test_every_release_has_an_overlay_and_an_earlier_parent() -> None:
         seen.add(release.tag)
     assert [r.tag for r in releases.RELEASES if not r.is_fault] == ["v0.1.0", "v0.2.0", "v0.2.1", "v1.0.0"]
     assert {r.tag for r in releases.RELEASES if r.is_fault} == {
-        "v0.2.0-fault-migration", "v0.2.0-fault-crashloop", "v0.2.0-fault-health", "v1.0.0-fault-downgrade"}
+        "v0.2.0-fault-migration", "v0.2.0-fault-partial-migration", "v0.2.0-fault-crashloop", "v0.2.0-fault-health",
+        "v1.0.0-fault-downgrade"}
 
 
 @pytest.mark.parametrize(("tag", "version"), [("v0.2.1", "0.2.1"), ("v1.0.0-fault-downgrade", "1.0.0")])

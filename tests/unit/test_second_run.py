@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import Problem
-from runbook.release_checks import LOCK_FILE, target_newer
+from runbook import targets
+from runbook.release_checks import LOCK_FILE
 from runbook.shell import run
 from tests.lock_holder import holding_the_lock
 from tests.suite_runner import run_suite
@@ -49,9 +50,9 @@ def test_a_live_holder_is_named_before_the_target_is_judged(pytester: pytest.Pyt
 
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
-    """A clone of an origin with the tags v0.1.0 and v0.2.1."""
+    """A clone of an origin with the tags v0.1.0 and v0.2.1, and main at v0.2.1 (checked out)."""
     origin, work = tmp_path / "origin.git", tmp_path / "work"
-    run(["git", "init", "--quiet", "--bare", str(origin)])
+    run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)])
     run(["git", "init", "--quiet", str(work)])
     for tag in ("v0.1.0", "v0.2.1"):
         (work / "VERSION").write_text(tag[1:] + "\n")
@@ -59,18 +60,23 @@ def clone(tmp_path: Path) -> Path:
         run(["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet",
              "-m", tag])
         run(["git", "-C", str(work), "tag", tag])
-    run(["git", "-C", str(work), "push", "--quiet", "--tags", str(origin)])
+    run(["git", "-C", str(work), "push", "--quiet", "--tags", str(origin), "HEAD:refs/heads/main"])
     install = tmp_path / "install"
     run(["git", "clone", "--quiet", str(origin), str(install)])
     return install
 
 
-def test_target_equal_to_the_installed_version_is_already_at(clone: Path) -> None:
+def test_target_at_the_installed_commit_is_already_at(clone: Path) -> None:
+    """Judged by commit, not VERSION: an installation whose VERSION is stale still is where it is."""
     with pytest.raises(Problem) as same:
-        target_newer(clone, "v0.2.1", "0.2.1")
+        targets.judge(clone, targets.resolve(clone, "v0.2.1"), "0.2.1")
     assert str(same.value) == "the installation is already at 0.2.1 (v0.2.1); there is nothing to upgrade"
-    with pytest.raises(Problem) as older:
-        target_newer(clone, "v0.1.0", "0.2.1")
-    assert str(older.value) == ("v0.1.0 is older than the installed 0.2.1; to go back to it, use a rollback "
-                                "(`pytest suites/upgrade --rollback-to v0.1.0`)")
-    assert target_newer(clone, "v0.2.1", "0.1.0") == "v0.2.1"
+    older = targets.resolve(clone, "v0.1.0")
+    with pytest.raises(Problem) as downgrade:
+        targets.judge(clone, older, "0.2.1")
+    installed = run(["git", "-C", str(clone), "rev-parse", "HEAD"]).stdout.strip()
+    assert str(downgrade.value) == (f"a downgrade: v0.1.0 ({older.commit[:12]}) is 1 commit behind the installed v0.2.1 "
+                                    f"({installed[:12]}); going back is a rollback of the upgrade that left it: "
+                                    "`pytest suites/upgrade --rollback-to v0.1.0`")
+    run(["git", "-C", str(clone), "checkout", "--quiet", "--detach", "v0.1.0"])
+    assert targets.judge(clone, targets.resolve(clone, "v0.2.1"), "0.1.0") == 1

@@ -170,4 +170,13 @@ class FakeSession:
     (requests.ReadTimeout("slow"), REFUSED),
 ])
 def test_health_answer_classified(outcome: object, answer: Answer) -> None:
-    assert ask_health(FakeSession(outcome), "http://127.0.0.1:1", 2.0) == answer
+    assert ask_health(FakeSession(outcome), "http://127.0.0.1:1", 2.0, ("database", "redis")) == answer
+
+
+def test_health_without_redis_ignores_what_it_says_about_redis() -> None:
+    """The real /health of the job-queue era reports ``"redis": "removed"``: healthy there; while an
+    installation that still runs Redis needs it healthy."""
+    body = {"status": "healthy", "database": "healthy", "redis": "removed", "mongodb": "deprecated"}
+    assert ask_health(FakeSession(FakeResponse(200, body)), "http://127.0.0.1:1", 2.0, ("database",)) == HEALTHY
+    assert ask_health(FakeSession(FakeResponse(200, body)), "http://127.0.0.1:1", 2.0,
+                      ("database", "redis")) == Answer(200, "healthy")

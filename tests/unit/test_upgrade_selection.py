@@ -15,6 +15,9 @@ import pytest
 
 from tests.suite_runner import ROOT, UPGRADE_TESTS, run_suite
 
+# These run the suites, which ask the Docker engine first: the tests' private one.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
 STAGES = ["test_stage[gate]", "test_stage[lock_and_record]", "test_stage[migrate]"]
 REFUSED = "the upgrade suite runs whole and in order, or not at all"
 
