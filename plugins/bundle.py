@@ -1,6 +1,8 @@
 """Every suite run writes a report bundle under ``reports/`` without being asked: self-contained
-HTML (pytest-html), JUnit XML and a versioned JSON summary, named from the ticket and the time.
-Explicit ``--html``/``--junitxml`` still win. Failed checks carry the backend's log tail."""
+HTML (pytest-html), JUnit XML, a versioned JSON summary (``schemas/report-2.schema.json``) and, for an
+upgrade, the exports change systems read (ServiceNow change_request, CDEvents event); the folder's
+``index.html`` lists every run. Explicit ``--html``/``--junitxml`` still win. Failed checks carry the
+backend's WARNING+ log lines and tracebacks, the whole tail behind an expander."""
 
 from __future__ import annotations
 
@@ -14,15 +16,14 @@ from pathlib import Path
 
 import docker
 import pytest
+from pytest_html import extras
 
-from plugins.keys import MAINTENANCE_KEY, UPGRADE_KEY
+from plugins.keys import MAINTENANCE_KEY, SUMMARY_KEY, UPGRADE_KEY
 from plugins.options import OPTIONS_KEY, PROFILE_KEY
-from runbook import timeline
+from runbook import exports, logtail, report_html, report_index, run_summary
 
-SCHEMA = "openwatch-upgrade-suite/report"
-SCHEMA_VERSION = 1
 SUITES = ("preflight", "upgrade", "postflight")
-LOG_TAIL_LINES = 20
+LOG_TAIL_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,13 @@ class Bundle:
     json: Path
     log: Path  # the run's output after a terminal hang-up (plugins/hangup.py); absent without one
 
+    def beside(self, suffix: str) -> Path:
+        return self.json.with_name(f"{self.json.stem}{suffix}")
+
 
 BUNDLE_KEY = pytest.StashKey[Bundle]()
 RESULTS_KEY = pytest.StashKey[list]()
+STARTED_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,20 +79,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[BUNDLE_KEY] = Bundle(suite, Path(config.option.htmlpath), Path(config.option.xmlpath),
                                       folder / f"{stem}.json", folder / f"{stem}.log")
     config.stash[RESULTS_KEY] = []
+    config.stash[STARTED_KEY] = time.time()
     config.pluginmanager.register(ResultCollector(config.stash[RESULTS_KEY]), "openwatch-bundle-results")
+
+
+def _log_window(config: pytest.Config) -> float:
+    """Since when a failed check's log tail is read: the upgrade run's start, or the audit's window."""
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    if upgrade is not None and upgrade.journal.data.get("started_epoch"):
+        return upgrade.journal.data["started_epoch"]
+    options = config.stash.get(OPTIONS_KEY, None)
+    minutes = options.log_window_minutes if options is not None else 10
+    return config.stash[STARTED_KEY] - 60 * minutes
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
     report = yield
-    profile = item.config.stash.get(PROFILE_KEY, None)
-    if report.failed and profile is not None and BUNDLE_KEY in item.config.stash:
-        container = profile.container("backend")
+    config = item.config
+    profile = config.stash.get(PROFILE_KEY, None)
+    if report.failed and profile is not None and BUNDLE_KEY in config.stash:
+        container, since = profile.container("backend"), _log_window(config)
         try:
-            tail = docker.from_env(timeout=10).containers.get(container).logs(tail=LOG_TAIL_LINES)
-            report.sections.append((f"{container} log tail", tail.decode(errors="replace")))
+            logs = docker.from_env(timeout=10).containers.get(container).logs(since=int(since), tail=LOG_TAIL_LINES)
         except docker.errors.DockerException:
-            report.sections.append((f"{container} log tail", f"{container} does not exist"))
+            report.sections.append((f"{container} log", f"{container} does not exist"))
+            return report
+        lines = profile.redactor(logs.decode(errors="replace")).splitlines()
+        notable = logtail.notable(lines)
+        since_text = time.strftime("%H:%M:%S UTC", time.gmtime(since))
+        report.sections.append((f"{container} log: WARNING and above, and tracebacks, since {since_text}",
+                                "\n".join(notable) or "none"))
+        report.extras = [*getattr(report, "extras", []),
+                         extras.html(report_html.log_tail(container, notable, lines, since_text))]
     return report
 
 
@@ -108,60 +132,63 @@ class ResultCollector:
                              "seconds": round(report.duration, 3), "message": message})
 
 
-def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
-    upgrade = session.config.stash.get(UPGRADE_KEY, None)
-    if upgrade is not None:
-        svg = timeline.render(upgrade.journal.data)
-        if svg:
-            prefix.append(f'<div id="timeline">{svg}</div>')
-
-
 def summary(config: pytest.Config, exitstatus: int) -> dict:
     bundle = config.stash[BUNDLE_KEY]
     profile = config.stash.get(PROFILE_KEY, None)
     options = config.stash.get(OPTIONS_KEY, None)
     upgrade = config.stash.get(UPGRADE_KEY, None)
-    journal = upgrade.journal.data if upgrade is not None else {}
     maintenance = config.stash.get(MAINTENANCE_KEY, None)
-    tests = config.stash[RESULTS_KEY]
-    failed = any(t["outcome"] == "failed" for t in tests)
-    outcome = journal.get("outcome") if journal else ("FAILED" if failed or exitstatus else "PASSED")
-    if maintenance is not None:
-        outcome = maintenance.outcome
-    before, after = journal.get("before") or {}, journal.get("after") or {}
-    return {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "suite": bundle.suite,
-        "ticket": options.ticket if options else None, "host": socket.gethostname(),
-        "install_dir": str(profile.install_dir) if profile else None,
-        "started": journal.get("started"), "finished": journal.get("finished") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "exit_status": int(exitstatus), "outcome": outcome,
-        "from_version": before.get("version") or (profile.version if profile else None),
-        "target": options.target if options else None,
-        "target_commit": options.resolved_target.commit if options and options.resolved_target else None,
-        "target_kind": options.resolved_target.kind if options and options.resolved_target else None,
-        "revision_before": before.get("revision"), "revision_after": after.get("revision"),
-        "backup": journal.get("backup"), "downtime": journal.get("downtime"), "stages": journal.get("stages", []),
-        "rollback": journal.get("rollback"), "maintenance": maintenance.to_json() if maintenance else None,
-        "tests": tests,
-        "artifacts": {"html": str(bundle.html), "junit": str(bundle.junit), "json": str(bundle.json),
-                      "log": str(bundle.log) if bundle.log.exists() else None},
-    }
+    journal = upgrade.journal.data if upgrade is not None else {}
+    upgrading = bundle.suite == "upgrade" and bool(journal)
+    return run_summary.build(
+        suite=bundle.suite, ticket=options.ticket if options else None, host=socket.gethostname(),
+        install_dir=str(profile.install_dir) if profile else None, version=profile.version if profile else None,
+        target=(options.target or journal.get("target")) if options else None,
+        target_commit=options.resolved_target.commit if options and options.resolved_target else None,
+        target_kind=options.resolved_target.kind if options and options.resolved_target else None, exit_status=exitstatus,
+        journal=journal, maintenance=maintenance.to_json() if maintenance else None, tests=config.stash[RESULTS_KEY],
+        artifacts={"html": str(bundle.html), "junit": str(bundle.junit), "json": str(bundle.json),
+                   "log": str(bundle.log) if bundle.log.exists() else None,
+                   "servicenow": str(bundle.beside(".servicenow.json")) if upgrading else None,
+                   "cdevent": str(bundle.beside(".cdevent.json")) if upgrading else None,
+                   "index": str(bundle.json.parent / report_index.INDEX)})
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After the outcome is settled (rollback, maintenance: tryfirst), before pytest-html writes the page
+    (trylast), which shows this same summary. session.exitstatus, not the hook's argument:
+    plugins/maintenance.py sets its own status."""
     config = session.config
     if BUNDLE_KEY not in config.stash:
         return
-    bundle = config.stash[BUNDLE_KEY]
     profile = config.stash.get(PROFILE_KEY, None)
-    # session.exitstatus, not the hook's argument: plugins/maintenance.py sets its own status.
-    text = json.dumps(summary(config, session.exitstatus), indent=2, default=str)
-    bundle.json.write_text(profile.redactor(text) if profile else text)
+    found = config.stash[SUMMARY_KEY] = summary(config, session.exitstatus)
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    write_bundle(found, upgrade.journal.data.get("run_id", "") if upgrade else "", profile.redactor if profile else str)
+
+
+def write_bundle(found: dict, run_id: str, redact) -> None:
+    """The JSON summary, the exports its artifacts name (a CDEvent only for a service that moved) and
+    the folder's index, every file through ``redact``."""
+    artifacts = found["artifacts"]
+    write = {Path(artifacts["json"]): found}
+    if artifacts["servicenow"]:
+        write[Path(artifacts["servicenow"])] = exports.servicenow_change(found, run_summary.title(found))
+        event = exports.cdevent(found, run_id)
+        if event is None:
+            artifacts["cdevent"] = None
+        else:
+            write[Path(artifacts["cdevent"])] = event
+    for path, document in write.items():
+        path.write_text(redact(json.dumps(document, indent=2, default=str)))
+    report_index.write(Path(artifacts["index"]).parent)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     bundle = config.stash.get(BUNDLE_KEY, None)
     if bundle is not None:
-        log = f" | {bundle.log}" if bundle.log.exists() else ""
-        terminalreporter.write_line(f"report bundle: {bundle.html} | {bundle.junit} | {bundle.json}{log}")
+        found = config.stash.get(SUMMARY_KEY, {}).get("artifacts", {})
+        written = [bundle.html, bundle.junit, bundle.json] + [found[name] for name in ("servicenow", "cdevent", "log")
+                                                             if found.get(name)]
+        terminalreporter.write_line(f"report bundle: {' | '.join(map(str, written))}")
+        terminalreporter.write_line(f"all runs: {bundle.json.parent / report_index.INDEX}")

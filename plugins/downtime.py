@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from pytest_metadata.plugin import metadata_key
 
 from plugins.options import OPTIONS_KEY
 from plugins.keys import PROBER_KEY, UPGRADE_KEY
@@ -58,7 +57,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for name, value in properties.items():
         if write_property is not None:
             write_property(name, str(value))
-    config.stash.setdefault(metadata_key, {})["User-visible downtime"] = report.summary()
     upgrade = config.stash.get(UPGRADE_KEY, None)
     if upgrade is not None:
         upgrade.journal.set("downtime", {**properties, "marks": report.marks, "origin_epoch": report.origin_epoch,

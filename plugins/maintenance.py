@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pytest_metadata.plugin import metadata_key
 
 from plugins.keys import MAINTENANCE_KEY
 from runbook import maintenance
@@ -53,13 +52,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Before the report bundle and pytest-html are written."""
+    """Before the report bundle and pytest-html are written (the bundle's summary carries the line)."""
     found = session.config.stash.get(MAINTENANCE_KEY, None)
     if found is None:
         return
     if session.exitstatus == pytest.ExitCode.OK:  # every check skipped; an interrupt keeps its own status
         session.exitstatus = EXIT_STATUS[found.outcome]
-    session.config.stash.setdefault(metadata_key, {}).update({"Outcome": found.outcome, "Summary": found.line})
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

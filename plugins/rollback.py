@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from pytest_metadata.plugin import metadata_key
 
-from plugins.keys import PROBER_KEY, UPGRADE_KEY
+from plugins.keys import PROBER_KEY, UPGRADE_KEY, VERDICT_LINE_KEY
 from plugins.options import PROFILE_KEY
 from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
@@ -216,26 +215,10 @@ def outcome(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Into the report's header (pytest-metadata) before pytest-html writes it."""
-    config = session.config
-    line = outcome(config)
-    if line is None:
-        return
-    journal = config.stash[UPGRADE_KEY].journal.data
-    before, after = journal.get("before") or {}, journal.get("after") or {}
-    metadata = config.stash.setdefault(metadata_key, {})
-    metadata.update({
-        "Outcome": journal.get("outcome"),
-        "Summary": line,
-        "Upgrade": f"{before.get('version')} ({before.get('git_ref')}) -> {recorded_label(journal)}",
-        "Alembic revision before -> after": f"{before.get('revision')} -> {after.get('revision') or '(not reached)'}",
-        "Started / finished (UTC)": f"{journal.get('started')} / {journal.get('finished') or '-'}",
-    })
-    recorded = journal.get("backup")
-    if recorded:
-        verification = recorded.get("verification", {})
-        metadata["Backup"] = (f"{recorded['dump']} ({recorded['size']} bytes, sha256 {recorded['sha256']}, "
-                              f"{'restored and compared' if verification.get('restored') else 'listed only'})")
+    """For the report's verdict card, before the bundle and pytest-html are written."""
+    line = outcome(session.config)
+    if line is not None:
+        session.config.stash[VERDICT_LINE_KEY] = line
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -14,8 +14,13 @@ import socket
 import time
 from pathlib import Path
 
+from runbook import schemas
+
 JOURNAL_DIR = ".openwatch-upgrade"
 JOURNAL_FILE = "journal.json"
+# The layout's version (schemas/journal-<n>.schema.json). Journals from before it was recorded have
+# version 1's layout and are read as version 1; a version this suite does not know is refused.
+SCHEMA_VERSION = 1
 
 
 def now() -> str:
@@ -33,6 +38,7 @@ class Journal:
               target_kind: str | None = None) -> Journal:
         """``target`` as the operator named it; the commit it resolved to and its kind (tag, branch, commit)."""
         journal = cls(install_dir, {
+            "schema_version": SCHEMA_VERSION,
             "run_id": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}",
             "host": socket.gethostname(), "pid": os.getpid(), "ticket": ticket, "target": target,
             "target_commit": target_commit, "target_kind": target_kind,
@@ -53,7 +59,7 @@ class Journal:
     @classmethod
     def load(cls, install_dir: Path) -> Journal | None:
         path = install_dir / JOURNAL_DIR / JOURNAL_FILE
-        return cls(install_dir, json.loads(path.read_text())) if path.exists() else None
+        return cls(install_dir, migrated(json.loads(path.read_text()))) if path.exists() else None
 
     def save(self) -> None:
         if not self.persisted:
@@ -96,3 +102,26 @@ class Journal:
     def finish(self, outcome: str) -> None:
         self.data.update(outcome=outcome, finished=now(), finished_epoch=time.time())
         self.save()
+
+
+def migrated(data: dict) -> dict:
+    """``data`` in the current layout: a journal without ``schema_version`` (written before it was
+    recorded) has version 1's fields and becomes version 1. Any other version is left as it is, for
+    :func:`refusal` to name."""
+    if isinstance(data, dict) and "schema_version" not in data:
+        return {"schema_version": SCHEMA_VERSION, **data}
+    return data
+
+
+def refusal(path: Path, data: dict) -> str | None:
+    """Why a run must not act on this journal (a version it does not know, or a layout that breaks
+    the published schema), in one line; None when it can."""
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        return (f"{path} has journal schema_version {version!r}, this suite reads version {SCHEMA_VERSION}; "
+                "settle it with the suite version that wrote it")
+    found = schemas.problems(schemas.JOURNAL, data)
+    if found:
+        return (f"{path} does not match {schemas.SCHEMA_DIR / schemas.JOURNAL} ({len(found)} problem(s), first: "
+                f"{found[0]}); read it and settle the installation by hand")
+    return None

@@ -15,7 +15,7 @@ from pathlib import Path
 from runbook import backup, delta_backup, state
 from runbook.compose import Compose
 from runbook.errors import OperatorError
-from runbook.journal import Journal, now
+from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
 from runbook.release_checks import holder_alive
 from runbook.rollback import Rollback, RollbackResult
@@ -28,6 +28,9 @@ def unfinished_run(install_dir: Path) -> Journal:
     if journal is None:
         raise OperatorError(f"no upgrade journal in {install_dir}; there is nothing to resume")
     data = journal.data
+    refused = refusal(journal.path, data)
+    if refused:
+        raise OperatorError(refused)
     if data.get("outcome") != "running":
         raise OperatorError(f"the last upgrade run ended {data.get('outcome')!r}; there is nothing to resume")
     if data.get("host") != socket.gethostname():

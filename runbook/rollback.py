@@ -271,7 +271,9 @@ class Rollback:
             service_checks.backend_health(http, upgrade.settings.base_url, current.health_dependencies,
                                           expected_version=upgrade.before.version, install_dir=current.install_dir)
         service_checks.containers_healthy(upgrade.client, current)
-        self.compare(upgrade.capture(current), data=False)
+        restored = upgrade.capture(current)
+        upgrade.journal.set("restored", restored.to_json())  # the report's "after" of a rollback
+        self.compare(restored, data=False)
 
     def compare(self, found: state.InstallState, data: bool) -> None:
         reference = self.reference

@@ -13,12 +13,15 @@ import subprocess
 import psycopg
 from psycopg import sql
 
-from runbook import dbstate, gitrepo
+from runbook import dbstate, gitrepo, schemas
 from sandbox.installation import Installation
 
 
 def journal(install: Installation) -> dict:
-    return json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
+    """The journal the run left, checked against its published schema."""
+    data = json.loads((install.directory / ".openwatch-upgrade" / "journal.json").read_text())
+    assert not schemas.problems(schemas.JOURNAL, data), schemas.problems(schemas.JOURNAL, data)
+    return data
 
 
 def schema_dump(install: Installation) -> list[str]:

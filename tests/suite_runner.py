@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook.upgrade import STAGES
+from tests.bundles import read_summaries
 
 ROOT = Path(__file__).resolve().parent.parent
 # The upgrade suite: every pre-flight check, then one test per stage (counted from the sources, so a
@@ -59,7 +59,7 @@ def run_suite(pytester: pytest.Pytester, suite: str, *args: str) -> SuiteRun:
                     message = element.get("message", "")
             outcomes[name], messages[name] = outcome, message
             properties[name] = {p.get("name"): p.get("value") for p in case.iter("property")}
-    summaries = sorted(reports.glob("*.json"))
-    bundle = json.loads(summaries[-1].read_text()) if summaries else None
+    summaries = read_summaries(reports) if reports.exists() else []
+    bundle = summaries[-1] if summaries else None
     return SuiteRun(outcomes, messages, int(result.ret), "\n".join(result.outlines + result.errlines), bundle, reports,
                     properties)

@@ -22,6 +22,7 @@ from runbook.redaction import is_secret_name
 from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.seed import SeedSize
+from tests.bundles import read_summaries
 from tests.sandbox_state import journal, snapshot
 from tests.sessions import TerminalSession, kill_session, wait_ended
 from tests.suite_runner import JOB_QUEUE_CHECKS, ROOT, run_suite
@@ -94,10 +95,10 @@ def test_signal_during_a_stage_rolls_back_and_still_reports(baseline: Installati
     if sig == signal.SIGINT:
         assert "SIGINT ignored: the upgrade is being rolled back and must finish" in output, output
     assert_back_as_before(baseline, before)
-    summary = json.loads(next(reports.glob("*.json")).read_text())
+    [summary] = read_summaries(reports)
     assert summary["rollback"]["ok"] and summary["rollback"]["tier"] in tiers, summary["rollback"]
     assert summary["outcome"] == f"ROLLED BACK ({summary['rollback']['tier']})" and summary["exit_status"] == 2
-    assert next(reports.glob("*.html")).stat().st_size > 10_000
+    assert Path(summary["artifacts"]["html"]).stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(("target", "stage", "status"), [
@@ -167,9 +168,9 @@ def test_terminal_hang_up_mid_stage_the_run_still_upgrades(baseline: Installatio
         assert wait_ended(run_pid, 900)
     finally:
         session.close()
-    summaries = sorted(reports.glob("*.json"))
+    summaries = read_summaries(reports)
     assert summaries, f"the run died with its terminal; the journal says {journal(baseline)['outcome']}"
-    summary = json.loads(summaries[0].read_text())
+    summary = summaries[0]
     assert journal(baseline)["outcome"] == "UPGRADED" == summary["outcome"], summary["stages"]
     assert summary["exit_status"] == 0
     assert baseline.version == "0.2.0" == baseline.health().json()["version"]

@@ -24,7 +24,7 @@ from sandbox.installation import Installation
 ROOT = Path(__file__).resolve().parents[2]
 SETUP_FILES = ("Makefile", "requirements.txt", "sandbox/setup-host.sh", "sandbox/apt-guarded.sh")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-SUITE_MODULES = "import pytest, pytest_dependency, testinfra, docker, requests, psycopg, pytest_html, pytest_metadata"
+SUITE_MODULES = "import pytest, pytest_dependency, testinfra, docker, requests, psycopg, pytest_html, pytest_metadata, jsonschema"
 
 
 def test_sandbox_lives_in_the_private_engine(sandbox: Installation, docker_engine: PrivateEngine) -> None:

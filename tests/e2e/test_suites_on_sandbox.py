@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.installation import Installation
-from tests.suite_runner import JOB_QUEUE_CHECKS, SuiteRun, run_suite
+from tests import browser
+from tests.suite_runner import JOB_QUEUE_CHECKS, ROOT, SuiteRun, run_suite
 
 PREFLIGHT = {
     "test_backend_reports_healthy", "test_every_container_running_and_healthy", "test_version_file_readable",
@@ -63,10 +64,10 @@ def test_healthy_installation_passes_both_suites(pytester: pytest.Pytester, read
     audit = postflight(pytester, ready)
     audit_seconds = time.monotonic() - started
     assert_only_failed(audit, POSTFLIGHT, set())
-    assert audit.ret == 0
+    assert audit.ret == 0 and audit.bundle["verdict"] == "HEALTHY"
     gate = preflight(pytester, ready)
     assert_only_failed(gate, PREFLIGHT, set())
-    assert gate.ret == 0
+    assert gate.ret == 0 and gate.bundle["verdict"] == "READY"
     print(f"post-flight audit wall time on a healthy sandbox: {audit_seconds:.2f}s")
 
 
@@ -104,12 +105,28 @@ def test_secrets_readable_by_every_user(pytester: pytest.Pytester, restore: Inst
         audit.messages["test_secrets_and_backups_private_to_their_owner"]
 
 
+def assert_audit_card_in_a_real_browser(audit: SuiteRun) -> None:
+    """UNHEALTHY on the first screen at 1280 px, the failing checks named before anything else, and
+    on the first printed page."""
+    assert audit.bundle["verdict"] == "UNHEALTHY"
+    screenshot = ROOT / "reports" / "screenshot-unhealthy.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    rendered, pages = browser.look_at(Path(audit.bundle["artifacts"]["html"]), screenshot, "bad")
+    card = rendered.dom[rendered.dom.index('id="verdict"'):rendered.dom.index("</section>")]
+    assert 'verdict__word">UNHEALTHY<' in card and "3 check(s) failed" in card
+    assert card.index("test_celery_worker_answers") < card.index("OpenWatch version")
+    assert "UNHEALTHY" in pages[0] and "test_celery_worker_answers" in pages[0]
+    print(f"audit report: {Path(audit.bundle['artifacts']['html']).stat().st_size} bytes, first screen in "
+          f"{rendered.seconds:.2f}s, {len(pages)} PDF pages")
+
+
 def test_stopped_worker(pytester: pytest.Pytester, restore: Installation) -> None:
     subprocess.run(["docker", "stop", "openwatch-worker"], check=True, capture_output=True)
     audit = postflight(pytester, restore)
     assert_only_failed(audit, POSTFLIGHT, {"test_every_container_running_and_healthy", "test_celery_worker_answers",
                                            "test_work_flows_through_the_queue"})
     assert "docker compose up -d worker" in audit.messages["test_celery_worker_answers"]
+    assert_audit_card_in_a_real_browser(audit)
     gate = preflight(pytester, restore)
     assert_only_failed(gate, PREFLIGHT, {"test_every_container_running_and_healthy", "test_celery_has_no_running_tasks"})
 

@@ -4,6 +4,7 @@ real failure ends with the old version back, healthy, and every table's checksum
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import dbstate
+from runbook import dbstate, gitrepo
 from runbook.redaction import is_secret_name
 from sandbox import releases
 from sandbox.installation import Installation
@@ -36,7 +37,7 @@ def assert_no_secret_anywhere(run: SuiteRun, install: Installation) -> None:
     assert secrets
     texts = {"terminal": run.output, **{path.name: path.read_text(errors="replace")
                                         for path in run.reports.iterdir() if path.is_file()}}
-    assert len(texts) >= 4  # terminal, HTML, JUnit, JSON
+    assert len(texts) >= 6  # terminal, HTML, JUnit, JSON, ServiceNow export, index (and the CDEvent)
     leaks = [(where, secret[:4]) for where, text in texts.items() for secret in secrets if secret in text]
     assert not leaks, leaks
 
@@ -51,7 +52,9 @@ def assert_upgraded(run: SuiteRun, install: Installation, target: str) -> None:
         assert dbstate.alembic_revisions(conn) == [release.head]
     assert journal(install)["outcome"] == "UPGRADED"
     assert journal(install)["backup"]["verification"]["restored"] is True
-    assert run.bundle["schema_version"] == 1 and run.bundle["outcome"] == "UPGRADED"
+    assert run.bundle["schema_version"] == 2 and run.bundle["outcome"] == "UPGRADED" == run.bundle["verdict"]
+    assert run.bundle["change"]["version"] == {"before": journal(install)["before"]["version"], "after": release.version}
+    assert run.bundle["change"]["revision"]["after"] == release.head
     assert run.bundle["target"] == target and run.bundle["revision_after"] == release.head
     assert run.bundle["backup"]["sha256"] and run.bundle["downtime"]["downtime_total_s"] >= 0
     testsuite = next(ET.parse(run.reports / "upgrade.junit.xml").getroot().iter("testsuite"))
@@ -74,6 +77,11 @@ def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier:
     assert journal(install)["outcome"] == f"ROLLED BACK ({tier})"
     assert journal(install)["rollback"]["ok"] is True
     assert run.bundle["outcome"] == f"ROLLED BACK ({tier})" and run.bundle["rollback"]["tier"] == tier
+    assert run.bundle["failed_stage"]["name"] == failed_stage
+    restored = {key: move["after"] for key, move in run.bundle["change"].items()}
+    assert restored["version"] == before["version"] and restored["git_ref"] == before["ref"]
+    assert [restored["revision"]] == before["revisions"]
+    assert all(proof["note"] == "identical" for proof in run.bundle["data_integrity"])
     junit = run.properties[f"test_stage[{failed_stage}]"]
     assert junit["rollback_tier"] == tier and junit["rollback_ok"] == "True" and float(junit["rollback_seconds"]) > 0
     assert any(name.startswith("rollback_action_") and value.endswith("ok") for name, value in junit.items())
@@ -290,22 +298,37 @@ def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: 
             "198.51.100.250",)
 
 
-@pytest.mark.parametrize(("target", "outcome"), [("v0.2.0", "UPGRADED"),
-                                                 ("v0.2.0-fault-migration", "ROLLED BACK (quick)")])
-def test_report_shows_header_and_timeline_in_a_real_browser(pytester: pytest.Pytester, baseline: Installation,
-                                                            target: str, outcome: str) -> None:
+@pytest.mark.parametrize(("target", "outcome", "tone"), [("v0.2.0", "UPGRADED", "good"),
+                                                         ("v0.2.0-fault-migration", "ROLLED BACK (quick)", "rolledback")])
+def test_report_is_a_change_record_in_a_real_browser(pytester: pytest.Pytester, baseline: Installation, target: str,
+                                                     outcome: str, tone: str) -> None:
+    """Chromium at 1280 px: the verdict card on the first screen; printed, the verdict on page one."""
     run = upgrade(pytester, baseline, target)
     html = Path(run.bundle["artifacts"]["html"])
     screenshot = ROOT / "reports" / f"screenshot-{outcome.split()[0].lower()}.png"
     screenshot.parent.mkdir(exist_ok=True)
-    dom = browser.render(html, screenshot)
-    for visible in (outcome, "CHG-E2E", "User-visible downtime", "Alembic revision before -&gt; after",
-                    "Backup", "Upgrade", "0.1.0 (v0.1.0) -&gt; " + target):
-        assert visible in dom, visible
-    assert 'id="upgrade-timeline"' in dom and 'class="stage"' in dom
-    if outcome.startswith("ROLLED BACK"):
-        assert "rollback: start the old version" in dom
-    assert screenshot.stat().st_size > 10_000
+    rendered, pages = browser.look_at(html, screenshot, tone)
+    release = releases.BY_TAG[target]
+    after = release if outcome == "UPGRADED" else releases.OLDEST
+    title = f"CHG-E2E · upgrade 0.1.0 → {target} · {socket.gethostname()} · {outcome}"
+    assert f"<title id=\"head-title\">{title}</title>" in rendered.dom
+    card = rendered.dom[rendered.dom.index('id="verdict"'):rendered.dom.index("</section>")]
+    assert f"verdict--{tone}" in card and f'verdict__word">{outcome}<' in card
+    for shown in ("0.1.0", after.version, releases.OLDEST.head, after.head, "User-visible downtime",
+                  "restored into a scratch database and compared table by table", "sha256"):
+        assert shown in card, shown
+    assert run.bundle["change"]["version"] == {"before": "0.1.0", "after": after.version}
+    assert run.bundle["change"]["git_commit"]["after"] == gitrepo.git(baseline.directory, "rev-parse", "HEAD").strip()
+    proofs = run.bundle["data_integrity"]
+    assert proofs and all(proof["expected"] for proof in proofs)
+    assert f"Data integrity: all {len(proofs)} tables accounted for" in rendered.dom
+    assert 'id="upgrade-timeline"' in rendered.dom and "seconds from the first stop of the app" in rendered.dom
+    if tone == "rolledback":
+        assert "Failed stage" in card and "alembic upgrade head failed" in card and "rollback: start the old version and wait healthy" in rendered.dom
+        assert all(proof["note"] == "identical" for proof in proofs)
+    assert outcome in pages[0] and "CHG-E2E" in pages[0] and "Data integrity" in "".join(pages)
+    print(f"report {outcome}: {html.stat().st_size} bytes, first screen in {rendered.seconds:.2f}s, "
+          f"{len(pages)} PDF pages, {screenshot.with_suffix('.pdf').stat().st_size} bytes")
 
 
 def write_while_the_old_version_serves(install: Installation, deadline_s: float = 300) -> dict:

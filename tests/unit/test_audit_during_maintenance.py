@@ -63,7 +63,7 @@ def test_audit_during_an_upgrade_reports_maintenance(pytester: pytest.Pytester, 
                                     "in stage backup")
     assert run.bundle["outcome"] == "MAINTENANCE" and run.bundle["exit_status"] == 75
     assert run.bundle["maintenance"]["line"] == line and run.bundle["maintenance"]["stage"] == "backup"
-    html = next(run.reports.glob("*.html")).read_text()
+    html = Path(run.bundle["artifacts"]["html"]).read_text()
     assert line in html
 
     gate = audit(pytester, install, "preflight", "--target", "v0.2.0")  # a checked-out target is not judged

@@ -4,7 +4,6 @@ command in flight finishes (plugins/hangup.py, runbook/hangup.py, runbook/shell.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runbook.hangup import redirect, session_streams
+from tests.bundles import read_summaries
 from tests.sessions import TerminalSession, wait_ended
 from tests.suite_runner import ROOT
 from tests.unit.test_redaction import fake_installation
@@ -107,9 +107,9 @@ def test_a_suite_run_outlives_its_terminal_and_so_does_its_command(pytester: pyt
     finally:
         session.close()
     assert "test session starts" in session.text() and "passed" not in session.text()
-    summaries = sorted(reports.glob("*.json"))
+    summaries = read_summaries(reports)
     assert summaries, f"the run died with its terminal, which showed:\n{session.text()}"
-    summary = json.loads(summaries[0].read_text())
+    summary = summaries[0]
     assert summary["exit_status"] == 0, summary["tests"]  # 1: the command died of the hang-up
     log = Path(summary["artifacts"]["log"]).read_text()
     assert "SIGHUP: the terminal hung up; the run goes on to its end, output continues here" in log

@@ -79,6 +79,7 @@ def test_secret_never_reaches_any_output(pytester: pytest.Pytester, monkeypatch:
         "junit": (pytester.path / "out.xml").read_text(),
         "html": (pytester.path / "out.html").read_text(),
         "json summary": bundle_json[0].read_text(),
+        "index": (pytester.path / "reports" / "index.html").read_text(),
     }
     for name, text in outputs.items():
         assert CANARY not in text, f"secret leaked into {name}"
@@ -87,6 +88,7 @@ def test_secret_never_reaches_any_output(pytester: pytest.Pytester, monkeypatch:
     assert re.search(r"check failed with \*+", outputs["junit"])
     assert "logged ********" in outputs["html"]
     assert "check failed with ********" in outputs["json summary"]
+    assert "test_problem_message</strong>: check failed with ********" in outputs["html"]  # the verdict card
 
 
 def test_secret_type_masks_every_rendering() -> None:

@@ -1,0 +1,49 @@
+"""The backout plan: which rollback tier would apply if each stage failed, read from the rollback's
+own decision (:func:`runbook.rollback.choose_tier`), never restated. A change record's backout plan
+and a dry run (``--plan``) both print it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runbook.rollback import DatabaseFinding, choose_tier
+from runbook.upgrade import STAGES
+
+# What the rollback can find the database to be after a failure, as choose_tier is asked about it.
+AS_RECORDED = DatabaseFinding(revisions=[], revision_moved=False, schema_differences=[])
+MIGRATED = DatabaseFinding(revisions=[], revision_moved=True, schema_differences=[])
+CHANGED_OUTSIDE_ALEMBIC = DatabaseFinding(revisions=[], revision_moved=False, schema_differences=["a schema change"])
+
+
+@dataclass(frozen=True)
+class StageBackout:
+    stage: str
+    title: str
+    tier: str  # the database as recorded
+    tier_if_migrated: str  # its Alembic revision moved
+    tier_if_schema_changed: str  # its schema differs while the revision did not move
+    backup_exists: bool  # the emergency tier (restore the verified backup) is there to escalate to
+
+    def line(self) -> str:
+        tier = self.tier
+        if self.tier_if_migrated != self.tier:
+            tier += f", or {self.tier_if_migrated} if the database was migrated"
+        if self.tier_if_schema_changed not in (self.tier, self.tier_if_migrated):
+            tier += f", or {self.tier_if_schema_changed} if its schema changed outside Alembic"
+        escalation = ("escalating to emergency (restore the verified backup) if the result differs from the "
+                      "recorded state" if self.backup_exists else "stopping safe if the result differs (no backup yet)")
+        return f"{self.stage} ({self.title}) fails -> rollback tier {tier}; {escalation}"
+
+    def to_json(self) -> dict:
+        return {"stage": self.stage, "tier": self.tier, "tier_if_migrated": self.tier_if_migrated,
+                "tier_if_schema_changed": self.tier_if_schema_changed,
+                "escalation": "emergency" if self.backup_exists else "stop safe"}
+
+
+def plan() -> list[StageBackout]:
+    names = [stage.name for stage in STAGES]
+    # The backup stage records the dump only once it is whole: a failure in it has none to restore.
+    backed_up = names.index("backup") + 1
+    return [StageBackout(stage.name, stage.title, choose_tier(stage.name, AS_RECORDED), choose_tier(stage.name, MIGRATED),
+                         choose_tier(stage.name, CHANGED_OUTSIDE_ALEMBIC), index >= backed_up)
+            for index, stage in enumerate(STAGES)]
