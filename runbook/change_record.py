@@ -68,8 +68,12 @@ def data_integrity(journal: dict) -> list[TableProof]:
     """Every table, rows and checksum before and after. After a rollback any difference is
     unexpected; after an upgrade a table the migrations rewrote (same rows, other checksum) or
     renamed (a new table with exactly its rows) is expected, a lost row never is."""
-    before = (journal.get("before") or {}).get("tables") or {}
+    # A live app writes while it serves: the proof compares the database as it was once the app
+    # stopped with what the migration or the rollback left before anything started again.
+    before = (journal.get("at_stop") or journal.get("before") or {}).get("tables") or {}
     after_state = final_state(journal)
+    if journal.get("outcome") == "UPGRADED" and journal.get("migrated"):
+        after_state = journal["migrated"]
     if not before or after_state is None:
         return []
     after = after_state.get("tables") or {}

@@ -81,6 +81,7 @@ class Rollback:
         self.upgrade = upgrade
         self.install_dir: Path = upgrade.profile.install_dir
         self.compare_data = True
+        self.compared_while_stopped = False  # the database was read with every app container stopped
 
     def observe_database(self) -> DatabaseFinding | None:
         """Read the revision and schema the database has now (None when it cannot be read)."""
@@ -260,6 +261,8 @@ class Rollback:
         revision, schema, and (when a state at the stop was recorded) every table's rows and checksum."""
         upgrade = self.upgrade
         found = upgrade.capture(self.current_profile())
+        upgrade.journal.set("restored", found.to_json())  # the report's "after" of a rollback
+        self.compared_while_stopped = True
         self.compare(found, data=self.compare_data and upgrade.at_stop is not None)
 
     def verify_restored(self) -> None:
@@ -272,7 +275,8 @@ class Rollback:
                                           expected_version=upgrade.before.version, install_dir=current.install_dir)
         service_checks.containers_healthy(upgrade.client, current)
         restored = upgrade.capture(current)
-        upgrade.journal.set("restored", restored.to_json())  # the report's "after" of a rollback
+        if not self.compared_while_stopped:
+            upgrade.journal.set("restored", restored.to_json())  # the app never stopped: as it serves
         self.compare(restored, data=False)
 
     def compare(self, found: state.InstallState, data: bool) -> None:

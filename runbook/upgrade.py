@@ -255,6 +255,7 @@ class Upgrade:
         if result.returncode != 0:
             raise Problem(f"alembic upgrade head failed: {self.profile.redactor(error_line(result.stderr))[:300]}")
         self.migrated = self.capture(self.new_profile)  # still stopped: the migration's effect alone
+        self.journal.set("migrated", self.migrated.to_json())
         lost = state.rows_preserved(self.at_stop or self.before, self.migrated)
         if lost:
             raise Problem(f"row counts changed by the migration: {'; '.join(lost)}")
