@@ -63,12 +63,12 @@ FRONTEND: tuple[Replacement, ...] = (
                 r"^FROM node:20\S*-alpine AS builder$", f"FROM {NODE_IMAGE} AS builder"),
     Replacement("npm 11.6.0 comes from the npm registry like the rest (kept), with the host's CA bundle",
                 r"^RUN npm install -g npm@(\S+)$",
-                f"RUN --mount=type=secret,id={HOST_CA_SECRET} npm config set cafile /run/secrets/{HOST_CA_SECRET} "
-                r"&& npm install -g npm@\1"),
+                f"RUN --mount=type=secret,id={HOST_CA_SECRET} NPM_CONFIG_CAFILE=/run/secrets/{HOST_CA_SECRET} "
+                r"npm install -g npm@\1"),
     Replacement("npm install with the host's CA bundle (a BuildKit secret)",
                 r"^RUN npm install$",
-                f"RUN --mount=type=secret,id={HOST_CA_SECRET} npm config set cafile /run/secrets/{HOST_CA_SECRET} "
-                "&& npm install"),
+                f"RUN --mount=type=secret,id={HOST_CA_SECRET} NPM_CONFIG_CAFILE=/run/secrets/{HOST_CA_SECRET} "
+                "npm install"),
     Replacement("no registry: the Debian nginx stand-in instead of nginx:alpine",
                 r"^FROM nginx:\S+-alpine$", f"FROM {NGINX_IMAGE}"),
     Replacement("apk -> apt", r"^RUN apk add --no-cache openssl$",
