@@ -74,9 +74,11 @@ FRONTEND: tuple[Replacement, ...] = (
     Replacement("apk -> apt", r"^RUN apk add --no-cache openssl$",
                 "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                 "--no-install-recommends openssl && rm -rf /var/lib/apt/lists/*"),
-    Replacement("busybox addgroup/adduser -> Debian's groupadd/useradd, same ids",
+    Replacement("busybox addgroup/adduser -> Debian's groupadd/useradd, same ids; Debian's nginx keeps its "
+                "temp files in /var/lib/nginx where Alpine's has /var/cache/nginx (which the real file chowns)",
                 r"^RUN addgroup -g (\d+) (\w+) && \\\n\s*adduser -D -u (\d+) -G \w+ \w+$",
-                r"RUN groupadd -g \1 \2 && useradd -M -u \3 -g \2 \2 && mkdir -p /var/cache/nginx"),
+                r"RUN groupadd -g \1 \2 && useradd -M -u \3 -g \2 \2 && mkdir -p /var/cache/nginx && "
+                r"rm -rf /var/lib/nginx && ln -s /var/cache/nginx /var/lib/nginx"),
 )
 
 
