@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sandbox import images
 from sandbox.images import BASE_IMAGE
 
-NGINX_IMAGE = "openwatch-sandbox/nginx:1.22"
-NODE_IMAGE = "openwatch-sandbox/node:20"
+NGINX_IMAGE = next(image.tag for image in images.INFRA_IMAGES if image.folder == "nginx")
+NODE_IMAGE = images.NODE_IMAGE.tag
 HOST_CA_SECRET = "host_ca"
 VENV = "/opt/venv"
 
