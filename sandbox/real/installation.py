@@ -81,7 +81,23 @@ class RealInstallation(Installation):
                                proc.stderr)
         return proc.stdout.strip().splitlines()[-1]
 
+    def wait_for_database(self, deadline_s: float = 60.0) -> None:
+        """Until PostgreSQL accepts a TCP connection: on a fresh volume the image's entrypoint first runs a
+        socket-only server to create the database, which pg_isready (the healthcheck) already calls ready."""
+        import psycopg
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                with self.connect():
+                    return
+            except psycopg.OperationalError as error:
+                if time.monotonic() > deadline:
+                    raise CommandError(["connect", "openwatch-db"], 1, f"not accepting connections after "
+                                                                        f"{deadline_s:.0f}s: {error}") from None
+            time.sleep(0.25)
+
     def restore_database(self, dump: Path) -> None:
+        self.wait_for_database()
         self.compose("stop", *[service for service in APP_SERVICES if service in self.services()])
         psql = ["docker", "exec", "openwatch-db", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-U", "openwatch",
                 "-d", "postgres"]
@@ -183,6 +199,9 @@ def create(directory: Path, tag: str, *, ports: Ports = Ports(), subnet: str = "
         dump.parent.mkdir(parents=True, exist_ok=True)
         partial = dump.with_suffix(".partial")
         install.save_database(partial)
+        for stale in DUMPS_DIR.glob(f"{release.tag}-*"):  # baselines of an older seed or module
+            if stale.stem != dump.stem:
+                stale.unlink()
         saved_env.write_text(env_file.read_text())
         saved_env.chmod(0o600)
         partial.rename(dump)
