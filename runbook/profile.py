@@ -7,6 +7,7 @@ services with their container names, as ``docker compose config`` resolves them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from runbook.redaction import Redactor, Secret
 from runbook.shell import CommandError, run
 
 COMPOSE_FILE = "docker-compose.yml"
+OVERRIDE_FILE = "docker-compose.override.yml"
 PROD_OVERLAY = "docker-compose.prod.yml"
 MARKERS = (COMPOSE_FILE, "VERSION", "backend/alembic.ini")
 # Every compose-era OpenWatch has these; the rest follow the release: Redis, a Celery worker and
@@ -52,6 +54,8 @@ class Profile:
     compose_files: tuple[Path, ...]
     services: Mapping[str, Service]
     redactor: Redactor
+    extra_compose: tuple[Path, ...] = ()  # what --compose-file added (a reload after a checkout adds it again)
+    prod_overlay: bool = False  # --prod
 
     def setting(self, name: str, default: str = "") -> str:
         """An ``.env`` value in clear, secret or not (for passing on, never for printing)."""
@@ -133,6 +137,31 @@ def _compose_services(config: dict, install_dir: Path) -> dict[str, Service]:
     return services
 
 
+def default_compose_files(install_dir: Path, env: Mapping[str, str | Secret],
+                          environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """The files ``docker compose`` reads in ``install_dir`` when given no ``-f``: ``COMPOSE_FILE`` (the
+    environment's, else ``.env``'s) split on ``COMPOSE_PATH_SEPARATOR`` (``:``), relative to the install dir;
+    without it ``docker-compose.yml`` plus ``docker-compose.override.yml`` when that exists."""
+    def setting(name: str) -> str:
+        value = environ.get(name) or env.get(name) or ""
+        return value.reveal() if isinstance(value, Secret) else value
+
+    listed = setting("COMPOSE_FILE")
+    if listed:
+        separator = setting("COMPOSE_PATH_SEPARATOR") or os.pathsep
+        files = [Path(name) if Path(name).is_absolute() else install_dir / name
+                 for name in listed.split(separator) if name]
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing:
+            raise OperatorError(f"COMPOSE_FILE names {', '.join(missing)}, which does not exist; "
+                                "fix COMPOSE_FILE (environment or .env) or restore the file")
+        return files
+    files = [install_dir / COMPOSE_FILE]
+    if (install_dir / OVERRIDE_FILE).is_file():
+        files.append(install_dir / OVERRIDE_FILE)
+    return files
+
+
 def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overlay: bool = False,
          require_secrets: bool = False) -> Profile:
     """The profile of ``install_dir``; :class:`OperatorError` when it is not an OpenWatch installation.
@@ -158,12 +187,13 @@ def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overl
         raise OperatorError(f"{env_file} leaves required secrets unset: {', '.join(unset)}; set them to the values "
                             "the installation was created with (see .env.example)")
     redactor = Redactor(value.reveal() for value in env.values() if isinstance(value, Secret))
-    files = [install_dir / COMPOSE_FILE]
+    files = default_compose_files(install_dir, env)
     if use_prod_overlay:
         overlay = install_dir / PROD_OVERLAY
         if not overlay.is_file():
             raise OperatorError(f"--prod asked for {overlay}, which does not exist; drop --prod or restore the file")
-        files.append(overlay)
+        if overlay not in files:
+            files.append(overlay)
     for extra in extra_compose:
         path = extra if extra.is_absolute() else install_dir / extra
         if not path.is_file():
@@ -181,6 +211,8 @@ def load(install_dir: Path, extra_compose: tuple[Path, ...] = (), use_prod_overl
         compose_files=tuple(files),
         services=_compose_services(config, install_dir),
         redactor=redactor,
+        extra_compose=tuple(extra_compose),
+        prod_overlay=use_prod_overlay,
     )
 
 

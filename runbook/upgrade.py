@@ -333,7 +333,4 @@ class Upgrade:
 
     def load_profile(self) -> Profile:
         """The installation as checked out now, with the compose files this run was given."""
-        install_dir = self.profile.install_dir
-        standard = {install_dir / name for name in (profiles.COMPOSE_FILE, profiles.PROD_OVERLAY)}
-        extra = tuple(path for path in self.profile.compose_files if path not in standard)
-        return profiles.load(install_dir, extra, install_dir / profiles.PROD_OVERLAY in self.profile.compose_files)
+        return profiles.load(self.profile.install_dir, self.profile.extra_compose, self.profile.prod_overlay)

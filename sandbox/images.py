@@ -20,9 +20,12 @@ from runbook.shell import CommandError, progress, run
 
 IMAGES_DIR = Path(__file__).parent / "images"
 BASE_IMAGE = "openwatch-sandbox/bookworm:base"
+# Debian 13: Node.js 20.19 (the real frontend's Vite 7 needs >= 20.19; bookworm has 18).
+TRIXIE_IMAGE = "openwatch-sandbox/trixie:base"
 CONTENT_LABEL = "org.openwatch-sandbox.content"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 BASE_TARBALL = Path("/var/cache/openwatch-sandbox/bookworm-minbase.tar")
+TRIXIE_TARBALL = Path("/var/cache/openwatch-sandbox/trixie-minbase.tar")
 APT_GUARDED = Path(__file__).parent / "apt-guarded.sh"
 
 
@@ -32,6 +35,7 @@ class InfraImage:
 
     folder: str
     tag: str
+    base: str = BASE_IMAGE
 
 
 INFRA_IMAGES: tuple[InfraImage, ...] = (
@@ -39,6 +43,8 @@ INFRA_IMAGES: tuple[InfraImage, ...] = (
     InfraImage("redis", "openwatch-sandbox/redis:7"),
     InfraImage("nginx", "openwatch-sandbox/nginx:1.22"),
 )
+# For the real OpenWatch's frontend build only (sandbox/real), built when that flavour is used.
+NODE_IMAGE = InfraImage("node", "openwatch-sandbox/node:20", base=TRIXIE_IMAGE)
 
 
 def image_exists(tag: str) -> bool:
@@ -59,38 +65,38 @@ def debian_mirror(sources: Path = DEBIAN_SOURCES) -> str:
     raise RuntimeError(f"no 'URIs:' line in {sources}; cannot pick a Debian mirror")
 
 
-def ensure_base() -> None:
-    """Import a minbase bookworm (with python3) as the base image, once per engine.
+def ensure_base(image: str = BASE_IMAGE, tarball: Path = BASE_TARBALL, suite: str = "bookworm") -> None:
+    """Import a minbase Debian ``suite`` (with python3) as ``image``, once per engine.
 
     The root file system is debootstrapped once per machine and kept as a tarball, so a second engine
     (the tests' private one beside the host's) imports it in seconds instead of bootstrapping again.
     """
-    if image_exists(BASE_IMAGE):
+    if image_exists(image):
         return
     started = time.monotonic()
-    if not BASE_TARBALL.exists():
-        bootstrap_base_tarball()
-    with BASE_TARBALL.open("rb") as tarball:
-        imported = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tarball, capture_output=True,
+    if not tarball.exists():
+        bootstrap_base_tarball(tarball, suite)
+    with tarball.open("rb") as source:
+        imported = subprocess.run(["docker", "import", "-", image], stdin=source, capture_output=True,
                                   text=True, timeout=600)
     if imported.returncode != 0:
-        raise CommandError(["docker", "import", "-", BASE_IMAGE], imported.returncode, imported.stderr)
-    progress(f"{BASE_IMAGE} ready in {time.monotonic() - started:.0f}s")
+        raise CommandError(["docker", "import", "-", image], imported.returncode, imported.stderr)
+    progress(f"{image} ready in {time.monotonic() - started:.0f}s")
 
 
-def bootstrap_base_tarball() -> None:
+def bootstrap_base_tarball(tarball: Path = BASE_TARBALL, suite: str = "bookworm") -> None:
     if shutil.which("debootstrap") is None:
         run(["bash", str(APT_GUARDED), "debootstrap"], timeout=600)
-    progress(f"debootstrap bookworm -> {BASE_TARBALL} (about a minute)")
-    BASE_TARBALL.parent.mkdir(parents=True, exist_ok=True)
-    partial = BASE_TARBALL.with_suffix(".partial")
+    progress(f"debootstrap {suite} -> {tarball} (about a minute)")
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    partial = tarball.with_suffix(".partial")
     with tempfile.TemporaryDirectory(prefix="openwatch-base-") as root:
         run(
-            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", root, debian_mirror()],
+            ["debootstrap", "--variant=minbase", "--include=python3", suite, root, debian_mirror()],
             timeout=1200,
         )
         run(["tar", "-C", root, "-c", "-f", str(partial), "."], timeout=600)
-    partial.rename(BASE_TARBALL)
+    partial.rename(tarball)
 
 
 def folder_digest(folder: Path) -> str:
@@ -111,7 +117,7 @@ def ensure_infra_image(image: InfraImage) -> None:
     run(
         [
             "docker", "build", "--quiet",
-            "--build-arg", f"BASE={BASE_IMAGE}",
+            "--build-arg", f"BASE={image.base}",
             "--label", f"{CONTENT_LABEL}={content}",
             "--tag", image.tag, str(folder),
         ],
