@@ -4,11 +4,12 @@ The tables are the ones an operator cares about, as the real migrations name the
 three tags): ``users``, ``hosts``, ``host_groups`` and ``host_group_memberships``, ``scans`` with their
 ``scan_results`` (one summary per scan) and ``scan_findings`` (rule outcomes), and ``audit_logs``.
 Every value is a function of the row number (ids are md5-derived uuids), so two seeded databases are
-identical and a lost or changed row shows in checksums. One host in a hundred is active: the real
-workers check, ping and scan every active host (sequentially, about 0.1-1 s each, addresses the test
-engine refuses), and 1,200 active hosts keep the job queue's single worker busy for minutes, so queued
-work would wait behind them; the rest are decommissioned hosts kept with their history. Columns the ORM fills on insert (no database
-default) are given here. Runs after the backend's first start, which creates ``admin`` and the RBAC
+identical and a lost or changed row shows in checksums. Host addresses are in 127.10.0.0/16: the real
+workers check, ping and scan every active host, and a loopback address keeps those attempts inside the
+worker's own container (the test engine also refuses private ranges, as a second fence). One host in a
+hundred is active (sequentially, about 0.1-1 s each, 1,200 active hosts keep the job queue's single
+worker busy for minutes, so queued work would wait behind them); the rest are decommissioned hosts
+kept with their history. Columns the ORM fills on insert (no database default) are given here. Runs after the backend's first start, which creates ``admin`` and the RBAC
 rows, as on a real installation that has been in use.
 """
 
@@ -54,7 +55,7 @@ STATEMENTS: tuple[str, ...] = (
                        os_family, os_version, architecture, check_priority)
     SELECT md5('host' || g)::uuid,
            (ARRAY['rhel', 'ubuntu', 'debian', 'centos'])[1 + g % 4] || '-' || lpad(g::text, 5, '0') || '.lab.invalid',
-           '10.' || (g / 65536) % 256 || '.' || (g / 256) % 256 || '.' || g % 256,
+           '127.10.' || g / 250 || '.' || 1 + g % 250,
            'Host ' || g, (ARRAY['RHEL 9.4', 'Ubuntu 22.04', 'Debian 12', 'CentOS Stream 9'])[1 + g % 4],
            (ARRAY['online', 'online', 'online', 'offline', 'degraded'])[1 + g % 5], 22, 'openwatch', 'ssh_key',
            (ARRAY['production', 'staging', 'development'])[1 + g % 3], 'seed,batch-' || g % 10,

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import engine as engines
 from sandbox import releases
 from sandbox.installation import Installation
+from sandbox.real import installation as real_installation
+from sandbox.real import releases as real_releases
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +31,23 @@ def baseline(ready: Installation, baseline_dump: Path) -> Iterator[Installation]
         shutil.rmtree(ready.directory / ".openwatch-upgrade", ignore_errors=True)
         (ready.directory / ".openwatch-upgrade.lock").unlink(missing_ok=True)
         ready.reset(releases.OLDEST.tag, baseline_dump)
+
+
+@pytest.fixture(scope="module")
+def real_origin(docker_engine: engines.PrivateEngine) -> Path:
+    """Images (base, stand-ins, node) and the origin cloned from the bundle: once per module."""
+    real_installation.ensure_images()
+    return real_releases.ensure_origin()
+
+
+@pytest.fixture
+def real_install(request: pytest.FixtureRequest, real_origin: Path, docker_engine: engines.PrivateEngine,
+                 tmp_path: Path) -> Iterator[real_installation.RealInstallation]:
+    install = real_installation.create(tmp_path / "install", request.param, origin=real_origin,
+                                       ports=docker_engine.ports, subnet=docker_engine.install_subnet)
+    try:
+        yield install
+    finally:
+        install.destroy()
+    left = install.compose("ps", "--all", "--quiet", check=False).stdout.split() if install.directory.exists() else []
+    assert not left and not install.directory.exists()

@@ -25,26 +25,6 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 SEEDED = seed.SeedSize()
 
 
-@pytest.fixture(scope="module")
-def real_origin(docker_engine: engines.PrivateEngine) -> Path:
-    """Images (base, stand-ins, node) and the origin cloned from the bundle: once per module."""
-    real_installation.ensure_images()
-    return real_releases.ensure_origin()
-
-
-@pytest.fixture
-def real_install(request: pytest.FixtureRequest, real_origin: Path, docker_engine: engines.PrivateEngine,
-                 tmp_path: Path) -> Iterator[real_installation.RealInstallation]:
-    install = real_installation.create(tmp_path / "install", request.param, origin=real_origin,
-                                       ports=docker_engine.ports, subnet=docker_engine.install_subnet)
-    try:
-        yield install
-    finally:
-        install.destroy()
-    left = install.compose("ps", "--all", "--quiet", check=False).stdout.split() if install.directory.exists() else []
-    assert not left and not install.directory.exists()
-
-
 @pytest.mark.parametrize("real_install", [release.tag for release in real_releases.RELEASES], indirect=True)
 def test_real_tag_is_healthy_migrated_seeded_and_working(real_install: real_installation.RealInstallation,
                                                         docker_engine: engines.PrivateEngine) -> None:
