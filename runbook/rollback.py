@@ -102,6 +102,7 @@ class Rollback:
 
     def run(self, failed_stage: str) -> RollbackResult:
         upgrade = self.upgrade
+        upgrade.release_snapshot()  # a run interrupted between recording and dumping still holds it
         if upgrade.before is None:  # failed before anything was recorded: nothing was changed either
             upgrade.lock.release()
             upgrade.journal.finish("NOT STARTED")

@@ -91,6 +91,7 @@ class Upgrade:
     migrated: state.InstallState | None = None
     after: state.InstallState | None = None
     backup: backup.BackupRecord | None = None
+    snapshot: backup.Snapshot | None = None  # the recorded state's, held open until the dump has read it
     alembic_ini: str | None = None
     full_restore: bool = True  # verification depth, chosen from the database size at backup time
     image_names: dict[str, str] = field(default_factory=dict)
@@ -145,7 +146,15 @@ class Upgrade:
         self.lock.acquire(self.settings.ticket)
         self.journal.take_over()
         self.remove_leftovers()
-        self.before = self.capture(self.profile)
+        # Read in the snapshot the backup stage dumps: the backup is then verified against exactly the
+        # state it holds (equal to the live database at the moment of the dump), and a restore of it
+        # meets the recorded checksums, whatever the app writes in between.
+        self.snapshot = backup.Snapshot(self.profile.db_conninfo())
+        try:
+            self.before = state.capture(self.profile, self.client, self.snapshot.conn)
+        except BaseException:
+            self.release_snapshot()
+            raise
         self.image_names = Compose.of(self.profile).image_names()
         self.journal.set("image_names", self.image_names)
         self.journal.set("before", self.before.to_json())
@@ -168,8 +177,12 @@ class Upgrade:
             size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
         self.full_restore = size <= self.settings.full_restore_max_bytes
         scratch = f"{backup.SCRATCH_PREFIXES[0]}{os.getpid()}" if self.full_restore else None
-        self.backup = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
-                                  self.db_user, self.db_name, label=self.before.version, restore_into=scratch)
+        try:
+            self.backup = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
+                                      self.db_user, self.db_name, label=self.before.version, restore_into=scratch,
+                                      snapshot=self.snapshot)
+        finally:
+            self.release_snapshot()
         self.journal.set("backup", self.backup.to_json())
 
     def stage_verify_backup(self) -> None:
@@ -321,6 +334,11 @@ class Upgrade:
         return retired
 
     # -- helpers shared with the rollback ------------------------------------------------------
+    def release_snapshot(self) -> None:
+        if self.snapshot is not None:
+            self.snapshot.close()
+            self.snapshot = None
+
     def app_containers(self, current: Profile) -> list[str]:
         names = [current.container(service) for service in APP_SERVICES if service in current.services]
         if self.before:  # containers of the old release too (celery-beat when 1.0 dropped it)

@@ -38,6 +38,15 @@ def test_dump_reads_the_configured_database(tmp_path: Path, monkeypatch: pytest.
     assert FakePgDump.argv[FakePgDump.argv.index("-d") + 1] == DATABASE
 
 
+def test_dump_reads_the_given_snapshot_at_the_chosen_level(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup.subprocess, "Popen", FakePgDump)
+    backup.dump_database("openwatch-db", "ow", DATABASE, tmp_path / "x.dump", snapshot="00000003-0000001B-1")
+    argv = FakePgDump.argv
+    assert argv[argv.index("--snapshot") + 1] == "00000003-0000001B-1" and argv[argv.index("-Z") + 1] == "1"
+    backup.dump_database("openwatch-db", "ow", DATABASE, tmp_path / "y.dump", compression=None)
+    assert "-Z" not in FakePgDump.argv and "--snapshot" not in FakePgDump.argv  # pg_dump's defaults
+
+
 def test_restore_swaps_the_configured_database_with_quoted_identifiers(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     statements: list[str] = []

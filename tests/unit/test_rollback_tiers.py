@@ -72,6 +72,9 @@ class FakeUpgrade:
     def db_name(self) -> str:
         return self.profile.setting("POSTGRES_DB", "openwatch")
 
+    def release_snapshot(self) -> None:
+        """Holds no database snapshot."""
+
 
 class ScriptedRollback(Rollback):
     """The real tiers and loop; each action records its step and raises what the script says
