@@ -9,24 +9,19 @@ from pathlib import Path
 import pytest
 
 from runbook.shell import run
-from tests.suite_runner import ROOT
+from sandbox.real import releases as real_releases
 
-BUNDLE_NAME = "openwatch-real/openwatch-compose-era.bundle"
 # Three snapshots of upstream main, each one commit on the one before (see the bundle's README).
-TAGS = ("compose-2026-02-17", "compose-2026-04-14", "compose-2026-06-04")
+TAGS = tuple(release.tag for release in real_releases.RELEASES)
 GIT_IDENTITY = ("-c", "user.name=openwatch-suite-tests", "-c", "user.email=tests@example.invalid")
 
 
 def bundle() -> Path:
-    """``OPENWATCH_REAL_BUNDLE``, else ``shared/`` beside the checkout (or beside its worktree folder)."""
-    named = os.environ.get("OPENWATCH_REAL_BUNDLE")
-    candidates = [Path(named)] if named else [ROOT.parent / "shared" / BUNDLE_NAME,
-                                              ROOT.parent.parent / "shared" / BUNDLE_NAME]
-    found = next((path for path in candidates if path.is_file()), None)
-    if found is None:
-        pytest.skip(f"the real OpenWatch bundle is not here ({', '.join(map(str, candidates))}); "
-                    "set OPENWATCH_REAL_BUNDLE to its path")
-    return found
+    """Where ``sandbox/real/releases.py`` finds the bundle; the tests that need it skip without it."""
+    try:
+        return real_releases.bundle_path()
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
 
 
 def origin_and_clone(root: Path, at: str) -> tuple[Path, Path]:

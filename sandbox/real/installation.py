@@ -141,6 +141,21 @@ def jwt_keys(directory: Path) -> None:
     run(["chown", "-R", f"{CONTAINER_UID}:{CONTAINER_UID}", str(keys)])
 
 
+def tls_files(directory: Path) -> None:
+    """The server certificate and key where ``.env.example``'s TLS_CERT_FILE and TLS_KEY_FILE put them
+    (``security/certs/server.crt``, ``security/keys/server.key``), self-signed, as an operator makes
+    them (``scripts/generate-certs.sh`` writes both into certs/, and its 4096-bit keys and DH
+    parameters take a minute: a 2048-bit pair is enough for a test bed that serves plain HTTP)."""
+    certificate = directory / "security" / "certs" / "server.crt"
+    key = directory / "security" / "keys" / "server.key"
+    certificate.parent.mkdir(parents=True, exist_ok=True)
+    key.parent.mkdir(parents=True, exist_ok=True)
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(certificate)])
+    key.chmod(0o600)
+    run(["chown", f"{CONTAINER_UID}:{CONTAINER_UID}", str(key)])
+
+
 def dump_path(release: releases.RealRelease, commit: str, size: seed.SeedSize) -> Path:
     """The seeded baseline of ``release``: changes with its commit, the seed and this module."""
     digest = hashlib.sha256(commit.encode() + repr(size).encode() + Path(seed.__file__).read_bytes()
@@ -179,7 +194,8 @@ def create(directory: Path, tag: str, *, ports: Ports = Ports(), subnet: str = "
     env_file.write_text(saved_env.read_text() if restoring else envfile.render((directory / ".env.example").read_text()))
     env_file.chmod(0o600)
     jwt_keys(directory)
-    (directory / "backups" / "postgres").mkdir(parents=True)
+    tls_files(directory)
+    (directory / "backups" / "postgres").mkdir(mode=0o700, parents=True)
     progress(f"{directory}: building {tag}")
     install.build()
     install.up(*[s for s in ("database", "redis") if s in release.services])

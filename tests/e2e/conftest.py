@@ -40,11 +40,15 @@ def real_origin(docker_engine: engines.PrivateEngine) -> Path:
     return real_releases.ensure_origin()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def real_install(request: pytest.FixtureRequest, real_origin: Path, docker_engine: engines.PrivateEngine,
-                 tmp_path: Path) -> Iterator[real_installation.RealInstallation]:
-    install = real_installation.create(tmp_path / "install", request.param, origin=real_origin,
-                                       ports=docker_engine.ports, subnet=docker_engine.install_subnet)
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[real_installation.RealInstallation]:
+    """One real installation per tag and module (parametrize with ``indirect=True, scope="module"``:
+    the tests of a tag run together, and one installation exists at a time, its container names
+    being OpenWatch's fixed ones)."""
+    install = real_installation.create(tmp_path_factory.mktemp("real") / "install", request.param,
+                                       origin=real_origin, ports=docker_engine.ports,
+                                       subnet=docker_engine.install_subnet)
     try:
         yield install
     finally:
