@@ -6,7 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import docker
 import docker.errors
@@ -51,9 +51,10 @@ class Compose:
         waiting = ["--wait", "--wait-timeout", str(timeout)] if wait else []
         self("up", "--detach", "--no-build", "--remove-orphans", *waiting, *services, timeout=timeout + 120)
 
-    def run_backend(self, *argv: str, timeout: float = 900, check: bool = True):
+    def run_backend(self, *argv: str, timeout: float = 900, check: bool = True, workdir: str | None = None):
         """A one-off container of the checked-out release's backend image (never an old one)."""
-        return self("run", "--rm", "--no-deps", "-T", "backend", *argv, timeout=timeout, check=check)
+        where = ["--workdir", workdir] if workdir else []
+        return self("run", "--rm", "--no-deps", "-T", *where, "backend", *argv, timeout=timeout, check=check)
 
     def alembic_ini(self) -> str:
         """Where this release's image keeps alembic.ini (the procedure names two different paths)."""
@@ -63,7 +64,10 @@ class Compose:
         return found
 
     def alembic(self, ini: str, *args: str, check: bool = True):
-        return self.run_backend("alembic", "-c", ini, *args, check=check)
+        """From the folder that holds alembic.ini, as Alembic's relative ``script_location`` expects
+        (the real image's WORKDIR is /openwatch with the ini in /openwatch/backend: run from there,
+        Alembic answers "Path doesn't exist: alembic")."""
+        return self.run_backend("alembic", "-c", ini, *args, check=check, workdir=str(PurePosixPath(ini).parent))
 
 
 def stop_containers(client: docker.DockerClient, names: Sequence[str], timeout: int = 20) -> list[str]:

@@ -13,7 +13,8 @@ from shlex import quote
 import docker.errors
 import requests
 
-from runbook import backup, dbstate, gitrepo, profile as profiles, schema_fingerprint, service_checks, state
+from runbook import (backup, dbstate, gitrepo, profile as profiles, schema_fingerprint, service_checks, startup,
+                     state)
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
@@ -220,16 +221,23 @@ class Rollback:
         return self.upgrade.load_profile()
 
     def start_old(self) -> None:
-        compose = Compose.of(self.current_profile())
+        """Start and judge the old version as the start stage judges the new one (``runbook.startup``),
+        not with ``compose up --wait``, which refuses a service whose healthcheck is disabled (the
+        real celery-beat of February 2026: "container openwatch-celery-beat has no healthcheck
+        configured")."""
+        current = self.current_profile()
+        compose = Compose.of(current)
+        deadline = self.upgrade.settings.start_deadline_s
         try:
-            compose.up(timeout=self.upgrade.settings.start_deadline_s)
+            compose.up(timeout=deadline, wait=False)
         except CommandError as error:
             # A compose CLI killed by the interrupt can leave its own operation unfinished for a
             # moment (seen once in CI); one retry is far cheaper than restoring the backup.
             progress(f"starting the old version failed once "
                      f"({self.upgrade.profile.redactor(error_line(error.stderr))[:200]}); retrying")
             time.sleep(2)
-            compose.up(timeout=self.upgrade.settings.start_deadline_s)
+            compose.up(timeout=deadline, wait=False)
+        startup.watch(self.upgrade.client, current, self.upgrade.settings.base_url, startup.Rule(deadline_s=deadline))
 
     def stop_app(self) -> None:
         stop_containers(self.upgrade.client, self.upgrade.app_containers(self.current_profile()))

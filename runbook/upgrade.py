@@ -34,8 +34,10 @@ USER_FACING = ("frontend", "backend")
 
 
 def error_line(output: str) -> str:
-    """The line of a Python tool's output that names the error (not SQLAlchemy's trailing URL)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    """The line of a Python tool's output that names the error (not SQLAlchemy's trailing URL, nor a
+    warning of the Compose CLI around it, such as its note on orphan containers)."""
+    lines = [line.strip() for line in output.splitlines()
+             if line.strip() and not re.match(r'^time="[^"]*" level=(warning|info)', line.strip())]
     named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
     return (named or lines or ["no output"])[-1]
 
@@ -266,7 +268,8 @@ class Upgrade:
     def stage_migrate(self) -> None:
         result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)
         if result.returncode != 0:
-            raise Problem(f"alembic upgrade head failed: {self.profile.redactor(error_line(result.stderr))[:300]}")
+            said = error_line(f"{result.stdout}\n{result.stderr}")
+            raise Problem(f"alembic upgrade head failed: {self.profile.redactor(said)[:300]}")
         self.migrated = self.capture(self.new_profile)  # still stopped: the migration's effect alone
         self.journal.set("migrated", self.migrated.to_json())
         lost = state.rows_preserved(self.at_stop or self.before, self.migrated)

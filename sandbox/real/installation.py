@@ -10,7 +10,6 @@ installation (and a reset between scenarios) a restore instead of migrations and
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -22,9 +21,6 @@ from sandbox.real import envfile, override, releases, seed
 
 BACKEND_DIR = "/openwatch/backend"
 CONTAINER_UID = 10001  # the backend image's user (useradd -u 10001 in docker/Dockerfile.backend)
-CONTAINERS = ("openwatch-db", "openwatch-redis", "openwatch-backend", "openwatch-worker",
-              "openwatch-celery-beat", "openwatch-frontend")
-APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
 DUMPS_DIR = releases.PROJECT_ROOT / ".sandbox" / "real-dumps"
 HASH_PASSWORD = "import sys; from app.auth import pwd_context; print(pwd_context.hash(sys.stdin.read()))"
 
@@ -98,35 +94,7 @@ class RealInstallation(Installation):
 
     def restore_database(self, dump: Path) -> None:
         self.wait_for_database()
-        self.compose("stop", *[service for service in APP_SERVICES if service in self.services()])
-        psql = ["docker", "exec", "openwatch-db", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-U", "openwatch",
-                "-d", "postgres"]
-        run([*psql, "-c", "DROP DATABASE IF EXISTS openwatch WITH (FORCE)"])
-        run([*psql, "-c", "CREATE DATABASE openwatch OWNER openwatch"])
-        with dump.open("rb") as source:
-            proc = subprocess.run(["docker", "exec", "-i", "openwatch-db", "pg_restore", "-U", "openwatch",
-                                   "-d", "openwatch", "--no-owner", "--exit-on-error"],
-                                  stdin=source, capture_output=True, timeout=600)
-        if proc.returncode != 0:
-            raise CommandError(proc.args, proc.returncode, proc.stderr.decode(errors="replace"))
-
-    def reset(self, tag: str, dump: Path) -> None:
-        """Back to ``tag`` with the data of ``dump``, healthy, in seconds (images of the tag kept or rebuilt
-        from BuildKit's cache)."""
-        self.restore_database(dump)
-        self.checkout(tag)
-        self.build()
-        self.up()
-
-    def destroy(self) -> None:
-        if (self.directory / "docker-compose.yml").exists():
-            self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
-        leftovers = [name for name in CONTAINERS if run(["docker", "inspect", name], check=False).returncode == 0]
-        if leftovers:
-            run(["docker", "rm", "--force", "--volumes", *leftovers])
-        if self.directory.exists():
-            # Keys written by the containers' user; removing them needs no more than root's rm.
-            run(["rm", "-rf", str(self.directory)])
+        super().restore_database(dump)
 
 
 def jwt_keys(directory: Path) -> None:

@@ -222,6 +222,13 @@ def test_error_line_names_the_error_not_the_trailing_url() -> None:
               "DETAIL:  Key (ip_address)=(198.51.100.1) is duplicated.\n"
               "(Background on this error at: https://sqlalche.me/e/14/gkpj)\n")
     assert error_line(output).startswith("sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation)")
+
+
+def test_error_line_skips_the_compose_clis_own_warnings() -> None:
+    """Seen on the real OpenWatch: the failing migration's one line was Compose's note on orphans."""
+    output = ('time="2026-11-26T00:10:36Z" level=warning msg="Found orphan containers ([openwatch-redis])"\n'
+              "  FAILED: Path doesn't exist: alembic.  Please use the 'init' command to create a new scripts folder.\n")
+    assert error_line(output).startswith("FAILED: Path doesn't exist: alembic.")
     assert error_line("just one line") == "just one line" and error_line("") == "no output"
 
 
