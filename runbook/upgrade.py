@@ -321,20 +321,23 @@ class Upgrade:
         self.journal.finish("UPGRADED")
 
     def retiring(self) -> list[dict]:
-        """Services of the old release the target no longer has (Redis, the Celery worker's beat in
-        April 2026): Compose removes their containers as orphans when the target starts; their named
-        volumes stay, and are recorded here so the report can say what to remove and when."""
+        """Services of the old release the target no longer has (Redis, celery-beat in April 2026):
+        Compose removes their containers as orphans when the target starts; the named volumes only
+        they used stay, and are recorded here so the report can say what to remove and when (one a
+        kept service also mounts, such as celery-beat's app_data, is not theirs to remove)."""
         gone = [service for service in self.profile.services if service not in self.new_profile.services]
-        retired = []
-        for service in gone:
-            container = self.profile.container(service)
-            try:
-                mounts = self.client.containers.get(container).attrs.get("Mounts") or []
-            except docker.errors.NotFound:
-                mounts = []
-            volumes = sorted(mount["Name"] for mount in mounts if mount.get("Type") == "volume" and mount.get("Name"))
-            retired.append({"service": service, "container": container, "volumes": volumes})
-        return retired
+        kept = [service for service in self.profile.services if service in self.new_profile.services]
+        still_used = {name for service in kept for name in self.named_volumes(self.profile.container(service))}
+        return [{"service": service, "container": self.profile.container(service),
+                 "volumes": sorted(set(self.named_volumes(self.profile.container(service))) - still_used)}
+                for service in gone]
+
+    def named_volumes(self, container: str) -> list[str]:
+        try:
+            mounts = self.client.containers.get(container).attrs.get("Mounts") or []
+        except docker.errors.NotFound:
+            return []
+        return [mount["Name"] for mount in mounts if mount.get("Type") == "volume" and mount.get("Name")]
 
     # -- helpers shared with the rollback ------------------------------------------------------
     def release_snapshot(self) -> None:
