@@ -18,6 +18,19 @@ class Script:
     revision: str
     down_revisions: tuple[str, ...]  # more than one for a merge revision
     path: PurePath
+    # Its upgrade() changes something and its downgrade() does nothing (only a docstring, ``pass``
+    # or ``...``) or raises: the full rollback tier cannot undo it (the real
+    # 041_add_manual_remediation_status adds an enum value and leaves it: PostgreSQL cannot drop one).
+    irreversible: bool = False
+
+
+def _does_nothing(tree: ast.Module, name: str) -> bool:
+    function = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name), None)
+    if function is None:
+        return True
+    body = [node for node in function.body
+            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]  # docstrings, ``...``
+    return all(isinstance(node, (ast.Pass, ast.Raise)) for node in body)
 
 
 def _literal(tree: ast.Module, name: str) -> object:
@@ -38,7 +51,8 @@ def parse(sources: Iterable[tuple[PurePath, str]]) -> dict[str, Script]:
             continue
         down = _literal(tree, "down_revision")
         downs = tuple(down) if isinstance(down, (tuple, list)) else (down,) if isinstance(down, str) else ()
-        found[revision] = Script(revision, downs, path)
+        irreversible = _does_nothing(tree, "downgrade") and not _does_nothing(tree, "upgrade")
+        found[revision] = Script(revision, downs, path, irreversible=irreversible)
     return found
 
 
@@ -56,3 +70,20 @@ def heads(graph: dict[str, Script]) -> list[str]:
     """Revisions no other revision builds on."""
     referenced = {down for script in graph.values() for down in script.down_revisions}
     return sorted(set(graph) - referenced)
+
+
+def ancestry(graph: dict[str, Script], revision: str) -> set[str]:
+    """``revision`` and every revision it builds on."""
+    seen, todo = set(), [revision]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in graph:
+            continue
+        seen.add(current)
+        todo.extend(graph[current].down_revisions)
+    return seen
+
+
+def irreversible_between(graph: dict[str, Script], base: str, head: str) -> list[str]:
+    """The revisions from ``base`` (exclusive) to ``head`` whose downgrade does nothing."""
+    return sorted(name for name in ancestry(graph, head) - ancestry(graph, base) if graph[name].irreversible)

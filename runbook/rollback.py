@@ -13,8 +13,8 @@ from shlex import quote
 import docker.errors
 import requests
 
-from runbook import (backup, dbstate, gitrepo, profile as profiles, schema_fingerprint, service_checks, startup,
-                     state)
+from runbook import (alembic_scripts, backup, dbstate, gitrepo, profile as profiles, schema_fingerprint,
+                     service_checks, startup, state)
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
@@ -83,6 +83,7 @@ class Rollback:
         self.install_dir: Path = upgrade.profile.install_dir
         self.compare_data = True
         self.compared_while_stopped = False  # the database was read with every app container stopped
+        self.irreversible: list[str] = []  # migrations the full tier downgraded without undoing them
 
     def observe_database(self) -> DatabaseFinding | None:
         """Read the revision and schema the database has now (None when it cannot be read)."""
@@ -249,8 +250,22 @@ class Rollback:
         result = Compose.of(upgrade.new_profile).alembic(upgrade.alembic_ini, "downgrade", upgrade.before.revision,
                                                          check=False)
         if result.returncode != 0:
+            said = error_line(f"{result.stdout}\n{result.stderr}")
             raise Problem(f"alembic downgrade to {upgrade.before.revision} failed: "
-                          f"{upgrade.profile.redactor(error_line(result.stderr))[:300]}")
+                          f"{upgrade.profile.redactor(said)[:300]}")
+        self.irreversible = self.downgrades_that_do_nothing()
+        if self.irreversible:
+            progress(f"the downgrade of {', '.join(self.irreversible)} does nothing: what it changed stays "
+                     "unless the backup is restored; the verification decides")
+
+    def downgrades_that_do_nothing(self) -> list[str]:
+        """The migrations just downgraded whose downgrade() is empty, read from the target's scripts."""
+        try:
+            graph = alembic_scripts.scripts(self.upgrade.new_profile.install_dir)
+        except (OSError, SyntaxError, ValueError):
+            return []
+        return [name for head in alembic_scripts.heads(graph)
+                for name in alembic_scripts.irreversible_between(graph, self.upgrade.before.revision, head)]
 
     def restore_database(self) -> None:
         upgrade = self.upgrade
@@ -294,7 +309,8 @@ class Rollback:
             raise Problem(f"database at {found.revision}, recorded {reference.revision}")
         schema = state.schema_differences(reference, found)
         tables = state.data_differences(reference, found) if data else []
-        said = [f"schema differs from the recorded state in {len(schema)} places: "
+        cause = f" (the downgrade of {', '.join(self.irreversible)} does nothing)" if self.irreversible else ""
+        said = [f"schema differs from the recorded state in {len(schema)} places{cause}: "
                 f"{'; '.join(schema_fingerprint.capped(schema, 3))}"] if schema else []
         said += [f"data differs from the recorded state in {', '.join(tables)}"] if tables else []
         if said:

@@ -15,7 +15,7 @@ from runbook.journal import Journal
 from runbook.rollback import finished_upgrade
 from runbook.shell import run
 from runbook.state import InstallState
-from tests.real_openwatch import GIT_IDENTITY, TAGS, bundle, commit_on
+from tests.real_openwatch import GIT_IDENTITY, TAGS, bundle, commit_on, origin_and_clone
 
 FEB, APR, JUN = TAGS
 VERSION = "0.1.0-alpha.1"
@@ -312,3 +312,14 @@ def test_version_notes(tmp_path: Path, installed: str, target: str, note: str | 
     expected = [note.format(commit=resolved.commit[:12])] if note else []
     assert targets.version_notes(install, resolved, installed) == expected
     assert gitrepo.head_commit(install) != resolved.commit
+
+
+def test_the_real_migration_whose_downgrade_does_nothing_is_named(tmp_path: Path) -> None:
+    """February -> April: 041 adds an enum value and its downgrade is ``pass`` (PostgreSQL cannot drop
+    one); merge revisions, empty both ways, are not counted."""
+    _, install = origin_and_clone(tmp_path, TAGS[1])
+    graph = alembic_scripts.scripts(install)
+    assert alembic_scripts.irreversible_between(graph, "035_merge_alerts", "054_seed_recurring_jobs") == [
+        "041_add_manual_remediation_status"]
+    assert not graph["035_merge_alerts"].irreversible and graph["041_add_manual_remediation_status"].irreversible
+    assert alembic_scripts.irreversible_between(graph, "054_seed_recurring_jobs", "054_seed_recurring_jobs") == []
