@@ -20,6 +20,7 @@ from sandbox.real import installation as real_installation
 from sandbox.real import releases as real_releases
 from sandbox.real import seed, work
 from sandbox.real.override import OVERRIDE
+from tests.sandbox_state import contents, journal, schema_dump
 from tests.suite_runner import JOB_QUEUE_CHECKS, SuiteRun, run_suite
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -125,3 +126,48 @@ def test_preflight_for_main_follows_the_services(pytester: pytest.Pytester,
     skipped = set(JOB_QUEUE_CHECKS) if real_install.release.queue == "celery" else {"test_celery_has_no_running_tasks"}
     outcome_of(gate, {}, skipped)  # main's .env.example asks nothing February's or April's lacks
     assert gate.ret == 0, gate.output
+
+
+# -- a real upgrade and its rollback ---------------------------------------------------------------
+# Tables the running app writes on its own (monitoring, logins, scheduled scans, the job queue): the
+# test's own comparison leaves them to the suite, which compares them with the app stopped.
+WRITTEN_BY_THE_APP = {"public.hosts", "public.host_monitoring_history", "public.host_liveness", "public.audit_logs",
+                      "public.users", "public.roles", "public.scans", "public.scan_results", "public.job_queue",
+                      "public.recurring_jobs", "public.alembic_version"}
+
+
+@pytest.mark.parametrize("real_install", [FEB], indirect=True, scope="module")
+def test_february_to_april_rolls_back_through_the_real_downgrade_chain(
+        pytester: pytest.Pytester, real_install: real_installation.RealInstallation) -> None:
+    """The real February -> April upgrade: Celery drained, 19 real migrations, April started; its rule
+    engine is unavailable (Kensa cannot be installed offline), so the post-flight fails for real. The
+    full tier runs the real downgrade chain, which cannot drop the enum value migration 041 added (its
+    downgrade is ``pass``): the schema fingerprint sees it, the suite names 041 and escalates to the
+    emergency restore, and everything ends as it was: February's code and services, Redis back, the
+    schema as pg_dump prints it, and the tables the app does not write, row for row."""
+    schema_before = schema_dump(real_install)
+    with real_install.connect() as conn:
+        untouched_before = {table: found for table, found in contents(conn).items() if table not in WRITTEN_BY_THE_APP}
+    commit_before = real_install.git("rev-parse", "HEAD").stdout.strip()
+    run = run_suite(pytester, "upgrade", "--install-dir", str(real_install.directory), "--target", APR,
+                    "--ticket", "CHG-REAL")
+    assert run.ret == 1 and "ROLLED BACK (emergency)" in run.output, run.output
+    record = journal(real_install)
+    stages = {stage["name"]: stage for stage in record["stages"]}
+    assert all(stages[name]["status"] == "passed" for name in ("drain_and_stop", "migrate", "start")), stages
+    assert stages["verify"]["status"] == "failed" and "kensa" in stages["verify"]["detail"].lower()
+    rollback = record["rollback"]
+    assert rollback["requested"] == "full" and rollback["tier"] == "emergency" and rollback["ok"] is True
+    assert "enum remediation_status gained value 'manual'" in rollback["problem"]
+    assert "the downgrade of 041_add_manual_remediation_status does nothing" in rollback["problem"]
+    assert {entry["service"] for entry in record["retired"]} == {"redis", "celery-beat"}
+    assert next(e for e in record["retired"] if e["service"] == "redis")["volumes"] == ["openwatch_redis_data"]
+    assert real_install.git("rev-parse", "HEAD").stdout.strip() == commit_before
+    assert sorted(real_install.services()) == sorted(real_install.release.services)
+    assert "openwatch-redis" in real_install.compose("ps", "--format", "{{.Name}}").stdout
+    assert real_install.health().json()["status"] == "healthy"
+    assert schema_dump(real_install) == schema_before
+    with real_install.connect() as conn:
+        assert dbstate.alembic_revisions(conn) == ["035_merge_alerts"]
+        untouched_after = {table: found for table, found in contents(conn).items() if table not in WRITTEN_BY_THE_APP}
+    assert untouched_after == untouched_before
