@@ -13,12 +13,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
 
-from runbook import dbstate, delta_backup, schema_fingerprint
+from runbook import dbstate, schema_fingerprint
 from runbook.errors import Problem
 from runbook.shell import OWN_GROUP, CommandError, run
 
@@ -111,15 +112,15 @@ class Snapshot:
 
 def dump_database(container: str, user: str, database: str, destination: Path,
                   restorer: _Restorer | None = None, snapshot: str | None = None,
-                  compression: int | None = COMPRESSION) -> tuple[str, int, str | None]:
+                  compression: int | None = COMPRESSION, selection: Sequence[str] = ()) -> tuple[str, int, str | None]:
     """Stream ``pg_dump -Fc`` from the db container to ``destination`` (and ``restorer``), hashing as
-    it goes; in the exported ``snapshot`` when given. Returns sha256, size and the restorer's error
-    (None when it restored cleanly)."""
+    it goes; in the exported ``snapshot`` when given; ``selection``: more pg_dump options (what to
+    dump). Returns sha256, size and the restorer's error (None when it restored cleanly)."""
     digest, size = hashlib.sha256(), 0
     partial = destination.with_suffix(".partial")
     argv = ["docker", "exec", container, "pg_dump", "-U", user, "-d", database, "-Fc",
             *(["-Z", str(compression)] if compression is not None else []),
-            *(["--snapshot", snapshot] if snapshot else [])]
+            *(["--snapshot", snapshot] if snapshot else []), *selection]
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           **OWN_GROUP) as proc:
         assert proc.stdout is not None
@@ -266,27 +267,26 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
 
 
 def restore(dump: Path, container: str, user: str, database: str,
-            delta: delta_backup.DeltaRecord | None = None) -> None:
-    """Replace the database with ``dump`` (app containers must be stopped; the db container stays),
-    and the rows of the tables ``delta`` holds with its (what the app wrote after the dump).
+            before_swap: Callable[[str], None] | None = None) -> None:
+    """Replace the database with ``dump`` (app containers must be stopped; the db container stays).
 
-    Both are restored into a scratch database first; only when that succeeded is the live
-    database swapped for it, so a corrupt or truncated dump never costs the database it was meant
-    to replace."""
+    The dump is restored into a scratch database first, ``before_swap`` (given the scratch
+    database's name) completes it, and only when both succeeded is the live database swapped for
+    it, so a corrupt or truncated dump never costs the database it was meant to replace."""
     listing = _pg_restore(container, user, dump, "--list")
     if listing.returncode != 0 or b"TABLE DATA" not in listing.stdout:
         raise Problem(f"{dump} is not a readable pg_dump archive (pg_restore --list: "
-                      f"{_last_line(listing.stderr) or 'no table data'}); the database was not touched")
+                      f"{last_line(listing.stderr) or 'no table data'}); the database was not touched")
     incoming, displaced = f"{SCRATCH_PREFIXES[1]}{os.getpid()}", f"{SCRATCH_PREFIXES[2]}{os.getpid()}"
     drop_scratch(container, user, incoming)
     psql(container, user, f"CREATE DATABASE {identifier(incoming)} OWNER {identifier(user)}")
     restored = _pg_restore(container, user, dump, "-d", incoming, "--no-owner", "--no-privileges", "--exit-on-error")
     if restored.returncode != 0:
         drop_scratch(container, user, incoming)
-        raise Problem(f"restoring {dump} failed ({_last_line(restored.stderr)}); the database was not touched")
-    if delta is not None:
+        raise Problem(f"restoring {dump} failed ({last_line(restored.stderr)}); the database was not touched")
+    if before_swap is not None:
         try:
-            delta_backup.apply(delta, container, user, incoming)
+            before_swap(incoming)
         except Exception:
             drop_scratch(container, user, incoming)
             raise
@@ -312,7 +312,7 @@ def _swap(container: str, user: str, database: str, incoming: str, displaced: st
             time.sleep(0.5)
 
 
-def _last_line(stderr: bytes) -> str:
+def last_line(stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
 

@@ -11,13 +11,12 @@ state recorded at the stop.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from runbook import backup
 from runbook.errors import Problem
 from runbook.shell import OWN_GROUP, run
 
@@ -40,27 +39,12 @@ def changed_tables(recorded: dict[str, dict], at_stop: dict[str, dict]) -> list[
 
 
 def take(container: str, user: str, database: str, tables: list[str], destination: Path) -> DeltaRecord:
-    """``pg_dump -Fc --data-only`` of ``tables`` (with the sequences they own), private to its owner."""
+    """``pg_dump -Fc --data-only`` of ``tables`` (with the sequences they own), streamed and hashed as
+    the backup is (``backup.dump_database``: private to its owner, a partial file never left)."""
     started = time.monotonic()
-    selection = [arg for table in tables for arg in ("--table", f'public."{table}"')]
-    digest, size = hashlib.sha256(), 0
-    with os.fdopen(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-        proc = subprocess.Popen(["docker", "exec", container, "pg_dump", "-U", user, "-d", database, "-Fc",
-                                 "--data-only", *selection], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, **OWN_GROUP)
-        assert proc.stdout is not None
-        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-        stderr = proc.stderr.read() if proc.stderr else b""
-        if proc.wait(timeout=600) != 0:
-            destination.unlink(missing_ok=True)
-            last = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise Problem(f"dumping the tables written since the backup failed ({last[0][:200]})")
-        out.flush()
-        os.fsync(out.fileno())
-    return DeltaRecord(str(destination), digest.hexdigest(), size, tables, round(time.monotonic() - started, 2))
+    selection = ["--data-only", *(arg for table in tables for arg in ("--table", f'public."{table}"'))]
+    sha256, size, _ = backup.dump_database(container, user, database, destination, selection=selection)
+    return DeltaRecord(str(destination), sha256, size, tables, round(time.monotonic() - started, 2))
 
 
 def apply(record: DeltaRecord, container: str, user: str, database: str) -> None:
@@ -68,9 +52,7 @@ def apply(record: DeltaRecord, container: str, user: str, database: str) -> None
     with the delta's. Foreign keys are not re-checked row by row (``session_replication_role``),
     since the whole database is then as it was at the stop, which the verification proves."""
     dump = Path(record.dump)
-    with dump.open("rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    if digest != record.sha256:
+    if backup.sha256_of(dump) != record.sha256:
         raise Problem(f"{dump} no longer matches its sha256; the rows written since the backup cannot be restored")
     deletes = "".join(f'DELETE FROM public."{table}";' for table in record.tables)
     run(["docker", "exec", container, "psql", "-q", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", database, "-c",
@@ -80,5 +62,4 @@ def apply(record: DeltaRecord, container: str, user: str, database: str) -> None
                                  "--data-only", "--disable-triggers", "--exit-on-error", "--single-transaction"],
                                 stdin=handle, capture_output=True, timeout=600, **OWN_GROUP)
     if loaded.returncode != 0:
-        last = loaded.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise Problem(f"loading the rows written since the backup failed ({last[0][:200]})")
+        raise Problem(f"loading the rows written since the backup failed ({backup.last_line(loaded.stderr)})")

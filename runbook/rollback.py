@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from shlex import quote
 
 import docker.errors
 import requests
 
-from runbook import (alembic_scripts, backup, dbstate, gitrepo, profile as profiles, schema_fingerprint,
+from runbook import (alembic_scripts, backup, dbstate, delta_backup, gitrepo, profile as profiles, schema_fingerprint,
                      service_checks, startup, state)
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
@@ -272,7 +273,10 @@ class Rollback:
         dump = Path(upgrade.backup.dump)
         if backup.sha256_of(dump) != upgrade.backup.sha256:
             raise Problem(f"the backup {dump} no longer matches its sha256; restore it by hand from another copy")
-        backup.restore(dump, upgrade.db_container, upgrade.db_user, upgrade.db_name, delta=upgrade.delta)
+        # What the app wrote after the dump goes on top, in the scratch database, before the swap.
+        on_top = partial(delta_backup.apply, upgrade.delta, upgrade.db_container, upgrade.db_user) \
+            if upgrade.delta is not None else None
+        backup.restore(dump, upgrade.db_container, upgrade.db_user, upgrade.db_name, before_swap=on_top)
 
     @property
     def reference(self) -> state.InstallState:
