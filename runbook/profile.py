@@ -64,14 +64,7 @@ class Profile:
 
     @property
     def task_queue(self) -> str | None:
-        """How background work reaches the worker: ``celery`` (through Redis), ``job-queue`` (a
-        PostgreSQL table the worker polls), or None when there is no worker service."""
-        worker = self.services.get("worker")
-        if worker is None:
-            return None
-        if JOB_QUEUE_MODULE in worker.command:
-            return "job-queue"
-        return "celery"
+        return task_queue(self.services)
 
     @property
     def health_dependencies(self) -> tuple[str, ...]:
@@ -135,6 +128,15 @@ def _compose_services(config: dict, install_dir: Path) -> dict[str, Service]:
             command=tuple(str(word) for word in spec.get("command") or ()),
         )
     return services
+
+
+def task_queue(services: Mapping[str, Service]) -> str | None:
+    """How background work reaches the worker: ``celery`` (through Redis), ``job-queue`` (a
+    PostgreSQL table the worker polls), or None when there is no worker service."""
+    worker = services.get("worker")
+    if worker is None:
+        return None
+    return "job-queue" if JOB_QUEUE_MODULE in worker.command else "celery"
 
 
 def default_compose_files(install_dir: Path, env: Mapping[str, str | Secret],
@@ -224,8 +226,7 @@ def service_problem(services: Mapping[str, Service], files: tuple[Path, ...]) ->
     if missing:
         return (f"the compose files ({named}) define no {', '.join(missing)} service; "
                 "this is not a standard OpenWatch installation: pass the right --install-dir or --compose-file")
-    worker = services.get("worker")
-    if "redis" not in services and worker is not None and JOB_QUEUE_MODULE not in worker.command:
+    if "redis" not in services and task_queue(services) == "celery":
         return (f"the compose files ({named}) run a Celery worker but define no redis service for its broker; "
                 "pass the right --install-dir or --compose-file")
     unknown = sorted(name for name in services if name not in OPENWATCH_SERVICES)
