@@ -101,11 +101,17 @@ class Installation:
     def heads(self) -> list[str]:
         return re.findall(r"^(\S+) \(head\)", self.alembic("heads").stdout, flags=re.MULTILINE)
 
+    @property
+    def ports(self) -> Ports:
+        """The 127.0.0.1 ports it publishes (the sandbox's compose files read them from ``.env``)."""
+        env, default = self.env, Ports()
+        return Ports(int(env.get("POSTGRES_PORT", default.postgres)), int(env.get("BACKEND_PORT", default.backend)),
+                     int(env.get("FRONTEND_PORT", default.frontend)))
+
     def conninfo(self) -> str:
-        env = self.env
         return psycopg.conninfo.make_conninfo(
-            host="127.0.0.1", port=env.get("POSTGRES_PORT", "5432"), user="openwatch",
-            dbname="openwatch", password=env["POSTGRES_PASSWORD"],
+            host="127.0.0.1", port=self.ports.postgres, user="openwatch",
+            dbname="openwatch", password=self.env["POSTGRES_PASSWORD"],
         )
 
     def connect(self) -> psycopg.Connection:
@@ -113,11 +119,11 @@ class Installation:
 
     @property
     def backend_url(self) -> str:
-        return f"http://127.0.0.1:{self.env.get('BACKEND_PORT', '8000')}"
+        return f"http://127.0.0.1:{self.ports.backend}"
 
     @property
     def frontend_url(self) -> str:
-        return f"http://127.0.0.1:{self.env.get('FRONTEND_PORT', '3000')}"
+        return f"http://127.0.0.1:{self.ports.frontend}"
 
     def health(self) -> requests.Response:
         return requests.get(f"{self.backend_url}/health", timeout=5)

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psycopg
+
 from runbook.shell import CommandError, progress, run
 from sandbox import images
 from sandbox.installation import Installation, Ports
@@ -46,18 +48,11 @@ class RealInstallation(Installation):
         return self.compose("run", "--rm", "--no-deps", "-T", "--workdir", BACKEND_DIR, "backend", "alembic", *args,
                             check=check)
 
-    def conninfo(self) -> str:
-        import psycopg
-        return psycopg.conninfo.make_conninfo(host="127.0.0.1", port=self.settings.postgres_port, user="openwatch",
-                                              dbname="openwatch", password=self.env["POSTGRES_PASSWORD"])
-
     @property
-    def backend_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.backend_port}"
-
-    @property
-    def frontend_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.frontend_port}"
+    def ports(self) -> Ports:
+        """Published as the override says (the real compose file's own ports are replaced there)."""
+        settings = self.settings
+        return Ports(settings.postgres_port, settings.backend_port, settings.frontend_port)
 
     def up(self, *services: str, wait: bool = True, timeout: int = 240) -> None:
         """Start and wait for the services with a healthcheck (celery-beat has it disabled, which
@@ -80,7 +75,6 @@ class RealInstallation(Installation):
     def wait_for_database(self, deadline_s: float = 60.0) -> None:
         """Until PostgreSQL accepts a TCP connection: on a fresh volume the image's entrypoint first runs a
         socket-only server to create the database, which pg_isready (the healthcheck) already calls ready."""
-        import psycopg
         deadline = time.monotonic() + deadline_s
         while True:
             try:
