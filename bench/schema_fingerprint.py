@@ -97,14 +97,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--tables", type=int, default=65)
     args = parser.parse_args()
-    engine = engines.from_environment(default="bench")
     try:
-        engine.start()
-    except engines.EngineError as error:
-        print(f"bench: {error}", file=sys.stderr)
-        return 1
-    try:
-        with engine.as_docker_host():
+        with engines.from_environment(default="bench").serving() as engine:
             images.ensure_all()
             install = installation.create(Path(tempfile.mkdtemp(prefix="openwatch-bench-")) / "install",
                                           releases.OLDEST.tag, ports=engine.ports, subnet=engine.install_subnet)
@@ -112,8 +106,9 @@ def main() -> int:
                 results = measure(install, args.reps, args.tables)
             finally:
                 install.destroy()
-    finally:
-        engine.stop()
+    except engines.EngineError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
     report = {"bench": "schema_fingerprint", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "reps": args.reps, "results": results}

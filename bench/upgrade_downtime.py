@@ -174,17 +174,12 @@ def main() -> int:
     bench_started = time.monotonic()
     # An engine of its own, as the tests have: a demo or an operator's OpenWatch on the host's engine
     # (and its ports 8000/5432) is neither measured nor disturbed.
-    engine = engines.from_environment(default="bench")
     try:
-        engine.start()
+        with engines.from_environment(default="bench").serving() as engine:
+            return measure(args, engine, bench_started)
     except engines.EngineError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
-    try:
-        with engine.as_docker_host():
-            return measure(args, engine, bench_started)
-    finally:
-        engine.stop()
 
 
 def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_started: float) -> int:

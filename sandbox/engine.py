@@ -117,6 +117,17 @@ class PrivateEngine:
         return self.data_root.with_suffix(".log")
 
     @contextmanager
+    def serving(self) -> Iterator[PrivateEngine]:
+        """Started, with this process and the ones it starts pointed at it, and stopped afterwards (an
+        :class:`EngineError` from the start leaves nothing to stop)."""
+        self.start()
+        try:
+            with self.as_docker_host():
+                yield self
+        finally:
+            self.stop()
+
+    @contextmanager
     def as_docker_host(self) -> Iterator[PrivateEngine]:
         """Within the block, every ``docker``, compose and SDK call of this process and of the processes
         it starts goes to this engine (``DOCKER_HOST``; a ``DOCKER_CONTEXT`` would override it)."""

@@ -25,19 +25,14 @@ def docker_engine() -> Iterator[engines.PrivateEngine]:
     Everything the tests start (sandboxes, suite runs, compose, the SDK) goes there through
     ``DOCKER_HOST``, so an installation on the host's engine is neither seen nor touched.
     """
-    engine = engines.from_environment()
     try:
-        engine.start()
-    except engines.EngineError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        with engine.as_docker_host():
+        with engines.from_environment().serving() as engine:
             left = engine.remove_leftovers()
             if left:
                 progress(f"removed containers an interrupted earlier run left in the private engine: {', '.join(left)}")
             yield engine
-    finally:
-        engine.stop()
+    except engines.EngineError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
