@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from runbook import dbstate, profile as profiles
+from runbook.schema_fingerprint import canonical
 from sandbox import engine as engines
 from sandbox.real import installation as real_installation
 from sandbox.real import releases as real_releases
@@ -166,7 +167,9 @@ def test_february_to_april_rolls_back_through_the_real_downgrade_chain(
     assert sorted(real_install.services()) == sorted(real_install.release.services)
     assert "openwatch-redis" in real_install.compose("ps", "--format", "{{.Name}}").stdout
     assert real_install.health().json()["status"] == "healthy"
-    assert schema_dump(real_install) == schema_before
+    # pg_dump prints a restored CHECK ... IN on varchar with other casts and parentheses than the migrated
+    # one (same constraint: PostgreSQL re-parses the printed text), so the lines are compared without them.
+    assert [canonical(line) for line in schema_dump(real_install)] == [canonical(line) for line in schema_before]
     with real_install.connect() as conn:
         assert dbstate.alembic_revisions(conn) == ["035_merge_alerts"]
         untouched_after = {table: found for table, found in contents(conn).items() if table not in WRITTEN_BY_THE_APP}
