@@ -66,8 +66,12 @@ class PrivateEngine:
 
     @property
     def address_pool(self) -> ipaddress.IPv4Network:
-        """Where compose networks without a subnet of their own get theirs (a /20 cut into /24s)."""
-        return ipaddress.IPv4Network(f"10.214.{self.slot * 16 % 256}.0/20")
+        """Where compose networks without a subnet of their own get theirs (a /20 cut into /24s).
+
+        Sixteen /20s fit in a /16, so the 32 slots span 10.214/16 and 10.215/16: two engines on
+        different slots never hand out the same subnet.
+        """
+        return ipaddress.IPv4Network(f"10.{214 + self.slot // 16}.{self.slot % 16 * 16}.0/20")
 
     @property
     def install_subnet(self) -> str:
