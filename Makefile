@@ -10,6 +10,8 @@ VENV := .venv
 INSTALL_DIR ?= /opt/openwatch
 TARGET ?= v0.2.0
 PYTEST_ARGS ?=
+# Parallel test workers (pytest-xdist), each with a private engine of its own; a module stays on one worker.
+TEST_WORKERS ?= 2
 
 .PHONY: demo demo-down test venv docker docker-binaries
 
@@ -39,4 +41,4 @@ demo-down: venv
 	$(VENV)/bin/python -m sandbox down --dir $(INSTALL_DIR)
 
 test: venv docker-binaries
-	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

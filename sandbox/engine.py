@@ -326,7 +326,14 @@ class PrivateEngine:
 
 
 def from_environment(default: str = "tests") -> PrivateEngine:
-    return PrivateEngine(os.environ.get("OPENWATCH_TEST_ENGINE", default))
+    """The engine named by ``OPENWATCH_TEST_ENGINE``; under ``pytest -n`` each worker after the first
+    gets its own (the name's first six letters and the worker's number), as two installations cannot
+    share one engine's ports and subnet."""
+    name = os.environ.get("OPENWATCH_TEST_ENGINE", default)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if worker != "gw0":
+        name = f"{name[:6]}{worker.removeprefix('gw')}"
+    return PrivateEngine(name)
 
 
 def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:

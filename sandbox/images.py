@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.shell import CommandError, progress, run
+from sandbox import machine_lock
 
 IMAGES_DIR = Path(__file__).parent / "images"
 BASE_IMAGE = "openwatch-sandbox/bookworm:base"
@@ -74,8 +75,9 @@ def ensure_base(image: str = BASE_IMAGE, tarball: Path = BASE_TARBALL, suite: st
     if image_exists(image):
         return
     started = time.monotonic()
-    if not tarball.exists():
-        bootstrap_base_tarball(tarball, suite)
+    with machine_lock.exclusive(tarball.stem):
+        if not tarball.exists():
+            bootstrap_base_tarball(tarball, suite)
     with tarball.open("rb") as source:
         imported = subprocess.run(["docker", "import", "-", image], stdin=source, capture_output=True,
                                   text=True, timeout=600)

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox import machine_lock
 from sandbox.images import folder_digest
 from runbook.shell import progress, run
 
@@ -114,6 +115,11 @@ def _sources_digest() -> str:
 
 def ensure_origin(origin: Path = DEFAULT_ORIGIN) -> Path:
     """Build (or reuse, when the release sources are unchanged) the bare origin repository."""
+    with machine_lock.exclusive(f"origin-{hashlib.sha256(str(origin).encode()).hexdigest()[:12]}"):
+        return _ensure_origin(origin)
+
+
+def _ensure_origin(origin: Path) -> Path:
     digest = _sources_digest()
     marker = origin / DIGEST_FILE
     if marker.exists() and marker.read_text().strip() == digest:

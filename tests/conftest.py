@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runbook.shell import progress
+from runbook.shell import PROGRESS_LOG, progress
 from sandbox import engine as engines
 from sandbox import images, installation, releases
 from tests import local_postgres
+
+PROGRESS_FILE_ENV = "OPENWATCH_PROGRESS_FILE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n`` the workers' live log is not shown: with ``OPENWATCH_PROGRESS_FILE`` set, each
+    process appends its progress lines (and each test's start) there, for CI to follow with ``tail -F``."""
+    target = os.environ.get(PROGRESS_FILE_ENV)
+    if not target:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    handler = logging.FileHandler(target)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [{worker}] %(message)s", "%H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    PROGRESS_LOG.addHandler(handler)
+    PROGRESS_LOG.setLevel(logging.INFO)
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    if os.environ.get(PROGRESS_FILE_ENV) and os.environ.get("PYTEST_XDIST_WORKER"):
+        PROGRESS_LOG.info(f"start {nodeid}")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

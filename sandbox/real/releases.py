@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.shell import progress, run
+from sandbox import machine_lock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_ENV = "OPENWATCH_REAL_BUNDLE"
@@ -72,6 +73,11 @@ def _digest(path: Path) -> str:
 
 def ensure_origin(origin: Path = DEFAULT_ORIGIN) -> Path:
     """The bare origin (tags and ``main``) cloned from the bundle; reused while the bundle is unchanged."""
+    with machine_lock.exclusive(f"real-origin-{hashlib.sha256(str(origin).encode()).hexdigest()[:12]}"):
+        return _ensure_origin(origin)
+
+
+def _ensure_origin(origin: Path) -> Path:
     bundle = bundle_path()
     digest = _digest(bundle)
     marker = origin / DIGEST_FILE

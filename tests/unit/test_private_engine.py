@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from sandbox.engine import FENCED_RANGES, EngineError, PrivateEngine, host_resolvers
+from sandbox.engine import FENCED_RANGES, EngineError, PrivateEngine, from_environment, host_resolvers
 from sandbox.installation import Ports
 
 REAL_OPENWATCH_PORTS = {Ports().postgres, Ports().backend, Ports().frontend}
@@ -24,12 +24,36 @@ def test_addresses_are_clear_of_a_real_installation(name: str) -> None:
     assert str(engine.socket).startswith("/run/") and engine.data_root.name == name
 
 
+def _engines_apart(first: PrivateEngine, second: PrivateEngine) -> bool:
+    return (first.slot != second.slot and first.ports != second.ports and first.data_root != second.data_root
+            and not any(ours.overlaps(theirs) for ours, theirs in itertools.product(first.networks, second.networks)))
+
+
 def test_tests_and_bench_engines_can_run_side_by_side() -> None:
-    tests, bench = PrivateEngine("tests"), PrivateEngine("bench")
-    assert tests.slot != bench.slot
-    for ours, theirs in itertools.product(tests.networks, bench.networks):
-        assert not ours.overlaps(theirs)
-    assert tests.ports != bench.ports and tests.socket != bench.socket and tests.data_root != bench.data_root
+    assert _engines_apart(PrivateEngine("tests"), PrivateEngine("bench"))
+
+
+def test_every_slot_has_an_address_pool_of_its_own() -> None:
+    by_slot = {}
+    for number in range(500):
+        engine = PrivateEngine(f"e{number}")
+        by_slot.setdefault(engine.slot, engine)
+    assert len(by_slot) == 32
+    for first, second in itertools.combinations(by_slot.values(), 2):
+        assert _engines_apart(first, second), (first.name, second.name)
+
+
+@pytest.mark.parametrize("base", ["tests", "realbed"])
+def test_each_parallel_test_worker_gets_an_engine_of_its_own(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENWATCH_TEST_ENGINE", base)
+    named = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        named[worker] = from_environment()
+    assert named["gw0"].name == base and named["gw1"].name == f"{base[:6]}1"
+    assert _engines_apart(named["gw0"], named["gw1"])
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert from_environment().name == base  # a run without -n
 
 
 @pytest.mark.parametrize("name", ["", "Tests", "../etc", "waytoolongname"])
