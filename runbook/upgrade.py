@@ -237,10 +237,10 @@ class Upgrade:
         """The state the rollback must give back, and the rows written since the recording, kept."""
         self.at_stop = self.capture(self.profile)
         self.journal.set("at_stop", self.at_stop.to_json())
-        written = delta_backup.changed_tables(self.before.tables, self.at_stop.tables)
+        written = [name for name in state.data_differences(self.before, self.at_stop) if name in self.at_stop.tables]
         if not written or self.backup is None:
             return
-        destination = Path(self.backup.dump).with_suffix(".since-backup.dump")
+        destination = backup.delta_path(Path(self.backup.dump))
         self.delta = delta_backup.take(self.db_container, self.db_user, self.db_name, written, destination)
         self.journal.set("delta_backup", self.delta.to_json())
         progress(f"the app wrote to {len(written)} tables after the state was recorded ({', '.join(written[:5])}"

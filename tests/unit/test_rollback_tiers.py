@@ -13,7 +13,7 @@ import docker.errors
 import psycopg
 import pytest
 
-from runbook import delta_backup
+from runbook import delta_backup, state
 from runbook.backup import BackupRecord
 from runbook.errors import Problem
 from runbook.journal import Journal
@@ -292,9 +292,10 @@ class NoContainers:
 
 
 def test_tables_written_between_the_recording_and_the_stop_are_named() -> None:
-    recorded = {"hosts": {"rows": 2, "checksum": "1"}, "users": {"rows": 5, "checksum": "9"},
-                "scans": {"rows": 0, "checksum": "0"}}
-    at_stop = {"hosts": {"rows": 2, "checksum": "7"}, "users": {"rows": 8, "checksum": "3"},
-               "scans": {"rows": 0, "checksum": "0"}, "job_queue": {"rows": 1, "checksum": "4"}}
-    assert delta_backup.changed_tables(recorded, at_stop) == ["hosts", "job_queue", "users"]
-    assert delta_backup.changed_tables(recorded, recorded) == []
+    recorded = InstallState("0.1.0", "v0.1.0", "c0ffee", "abc123", {}, {}, {
+        "hosts": {"rows": 2, "checksum": "1"}, "users": {"rows": 5, "checksum": "9"}, "scans": {"rows": 0, "checksum": "0"}})
+    at_stop = InstallState("0.1.0", "v0.1.0", "c0ffee", "abc123", {}, {}, {
+        "hosts": {"rows": 2, "checksum": "7"}, "users": {"rows": 8, "checksum": "3"}, "scans": {"rows": 0, "checksum": "0"},
+        "job_queue": {"rows": 1, "checksum": "4"}})
+    assert state.data_differences(recorded, at_stop) == ["hosts", "job_queue", "users"]
+    assert state.data_differences(recorded, recorded) == []
