@@ -20,6 +20,7 @@ from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
 from runbook.rollback import Rollback, RollbackResult, finished_upgrade
 from runbook.targets import recorded_label
+from runbook.upgrade import BY_NAME
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
 FAILED_STAGE_KEY = pytest.StashKey[str]()
@@ -88,7 +89,7 @@ def roll_back(config: pytest.Config, stage: str, interrupted: bool = False) -> R
     config.stash[FAILED_STAGE_KEY] = stage
     config.stash[INTERRUPTED_KEY] = interrupted
     upgrade = config.stash.get(UPGRADE_KEY, None)
-    if upgrade is None or config.getoption("no_rollback"):
+    if upgrade is None or config.getoption("no_rollback") or not BY_NAME[stage].rolled_back:
         return None
     prober = config.stash.get(PROBER_KEY, None)
     if prober is not None:
@@ -203,6 +204,9 @@ def outcome(config: pytest.Config) -> str | None:
             return f"--rollback-to {config.getoption('rollback_to')}: {recorded}"
         return None
     what = "INTERRUPTED" if config.stash.get(INTERRUPTED_KEY, False) else "FAILED"
+    if result is None and not BY_NAME[failed].rolled_back:
+        return (f"UPGRADE {what} at stage {failed}, after the new version was verified; not rolled back: "
+                "run the upgrade suite with --resume to complete it")
     if result is None:
         return f"UPGRADE {what} at stage {failed}; no rollback ran (--no-rollback)"
     if upgrade.before is None:

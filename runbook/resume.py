@@ -19,7 +19,7 @@ from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
 from runbook.release_checks import holder_alive
 from runbook.rollback import Rollback, RollbackResult
-from runbook.upgrade import STAGES, Settings, Upgrade
+from runbook.upgrade import BY_NAME, Settings, Upgrade
 
 
 def unfinished_run(install_dir: Path) -> Journal:
@@ -69,6 +69,6 @@ def settle(upgrade: Upgrade) -> RollbackResult | None:
     journal.set("resumed", {"by_pid": os.getpid(), "at": now(), "stage": stage})
     upgrade.remove_leftovers()
     if "verify" in journal.completed():  # the new version was up and verified: only the finish is left
-        upgrade.run_stage(next(stage for stage in STAGES if stage.name == "finish"))
+        upgrade.run_stage(BY_NAME["finish"])
         return None
     return Rollback(upgrade).run(stage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,21 +48,10 @@ class Stage:
     name: str
     title: str
     changes: str  # what a failure here may have changed: nothing, code, containers, database
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("gate", "pre-flight gate passed", "nothing"),
-    Stage("lock_and_record", "lock taken, state recorded", "nothing"),
-    Stage("backup", "database and configuration backed up", "nothing"),
-    Stage("verify_backup", "backup verified by restore", "nothing"),
-    Stage("checkout", "target checked out", "code"),
-    Stage("build", "target images built while the old version serves", "code"),
-    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers"),
-    Stage("migrate", "database migrated with the new image", "database"),
-    Stage("start", "new version started and healthy", "database"),
-    Stage("verify", "post-flight checks and data compared", "database"),
-    Stage("finish", "lock released, old backups pruned", "nothing"),
-)
+    run: Callable[[Upgrade], None]
+    # False only once the new version is verified: a failure then leaves an upgraded installation,
+    # which --resume completes; rolling it back would throw a good upgrade away.
+    rolled_back: bool = True
 
 
 @dataclass
@@ -131,7 +121,7 @@ class Upgrade:
         progress(f"stage {stage.name}: {stage.title}")
         started = time.monotonic()
         try:
-            getattr(self, f"stage_{stage.name}")()
+            stage.run(self)
         except BaseException as error:
             self.journal.stage_ended(stage.name, "failed", time.monotonic() - started,
                                      self.profile.redactor(str(error))[:500])
@@ -358,3 +348,19 @@ class Upgrade:
     def load_profile(self) -> Profile:
         """The installation as checked out now, with the compose files this run was given."""
         return profiles.load(self.profile.install_dir, self.profile.extra_compose, self.profile.prod_overlay)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("gate", "pre-flight gate passed", "nothing", Upgrade.stage_gate),
+    Stage("lock_and_record", "lock taken, state recorded", "nothing", Upgrade.stage_lock_and_record),
+    Stage("backup", "database and configuration backed up", "nothing", Upgrade.stage_backup),
+    Stage("verify_backup", "backup verified by restore", "nothing", Upgrade.stage_verify_backup),
+    Stage("checkout", "target checked out", "code", Upgrade.stage_checkout),
+    Stage("build", "target images built while the old version serves", "code", Upgrade.stage_build),
+    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers", Upgrade.stage_drain_and_stop),
+    Stage("migrate", "database migrated with the new image", "database", Upgrade.stage_migrate),
+    Stage("start", "new version started and healthy", "database", Upgrade.stage_start),
+    Stage("verify", "post-flight checks and data compared", "database", Upgrade.stage_verify),
+    Stage("finish", "lock released, old backups pruned", "nothing", Upgrade.stage_finish, rolled_back=False),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}

@@ -177,6 +177,10 @@ def test_backout_plan_is_the_rollback_decision_per_stage() -> None:
         ("start", "quick", "full", "emergency"), ("verify", "quick", "full", "emergency"),
         ("finish", "none", "none", "none")]
     assert not plan["backup"].backup_exists and plan["verify_backup"].backup_exists
+    assert not plan["finish"].rolled_back and "not rolled back" in plan["finish"].line()
+    assert backout.tier_actions("full", "0002")[:2] == ["stop the new app containers",
+                                                        "alembic downgrade 0002 with the NEW image"]
+    assert backout.tier_actions("none", "0002") == ["verify restored state"]
     assert ("migrate (database migrated with the new image) fails -> rollback tier quick, or full if the database "
             "was migrated, or emergency if its schema changed outside Alembic; escalating to emergency") in \
         plan["migrate"].line()

@@ -69,7 +69,7 @@ DRIFTED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=["i
     ("gate", AS_RECORDED, "none"), ("backup", AS_RECORDED, "none"), ("verify_backup", AS_RECORDED, "none"),
     ("checkout", AS_RECORDED, "ref"), ("build", AS_RECORDED, "ref"), ("drain_and_stop", AS_RECORDED, "quick"),
     ("migrate", AS_RECORDED, "quick"), ("migrate", MOVED, "full"), ("start", MOVED, "full"),
-    ("verify", MOVED, "full"), ("start", AS_RECORDED, "quick"), ("finish", MOVED, "none"),
+    ("verify", MOVED, "full"), ("start", AS_RECORDED, "quick"),
     # Unreadable: a stage that migrated gets the tier that can undo a migration; others their own.
     ("migrate", None, "full"), ("build", None, "ref"),
 ])
