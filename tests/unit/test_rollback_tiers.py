@@ -19,7 +19,7 @@ from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.redaction import Redactor
-from plugins.rollback import describe
+from plugins.outcome import describe
 from runbook.rollback import Rollback, RollbackResult, StateDiffers
 from runbook.schema_fingerprint import capture
 from runbook.shell import CommandError
