@@ -12,6 +12,7 @@ pytest_plugins = (
     "plugins.signals",
     "plugins.outcome",
     "plugins.rollback",
+    "plugins.plan",
     "plugins.downtime",
     "plugins.bundle",
     "plugins.hangup",

@@ -49,6 +49,7 @@ class Stage:
     title: str
     changes: str  # what a failure here may have changed: nothing, code, containers, database
     run: Callable[[Upgrade], None]
+    effect: str  # what it changes on the host, in the words of --plan
     # False only once the new version is verified: a failure then leaves an upgraded installation,
     # which --resume completes; rolling it back would throw a good upgrade away.
     rolled_back: bool = True
@@ -351,16 +352,30 @@ class Upgrade:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("gate", "pre-flight gate passed", "nothing", Upgrade.stage_gate),
-    Stage("lock_and_record", "lock taken, state recorded", "nothing", Upgrade.stage_lock_and_record),
-    Stage("backup", "database and configuration backed up", "nothing", Upgrade.stage_backup),
-    Stage("verify_backup", "backup verified by restore", "nothing", Upgrade.stage_verify_backup),
-    Stage("checkout", "target checked out", "code", Upgrade.stage_checkout),
-    Stage("build", "target images built while the old version serves", "code", Upgrade.stage_build),
-    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers", Upgrade.stage_drain_and_stop),
-    Stage("migrate", "database migrated with the new image", "database", Upgrade.stage_migrate),
-    Stage("start", "new version started and healthy", "database", Upgrade.stage_start),
-    Stage("verify", "post-flight checks and data compared", "database", Upgrade.stage_verify),
-    Stage("finish", "lock released, old backups pruned", "nothing", Upgrade.stage_finish, rolled_back=False),
+    Stage("gate", "pre-flight gate passed", "nothing", Upgrade.stage_gate,
+          "nothing: lets the upgrade go on only if every pre-flight check passed"),
+    Stage("lock_and_record", "lock taken, state recorded", "nothing", Upgrade.stage_lock_and_record,
+          "takes the run lock, writes the journal, drops scratch databases and partial dumps a killed run left; "
+          "reads version, ref, revision, images, every table's rows and checksum and the schema"),
+    Stage("backup", "database and configuration backed up", "nothing", Upgrade.stage_backup,
+          "writes a pg_dump of the database and copies .env, certificates and compose files to the backup folder "
+          "(restored into a scratch database in the same pass)"),
+    Stage("verify_backup", "backup verified by restore", "nothing", Upgrade.stage_verify_backup,
+          "reads the dump back (sha256, pg_restore --list), compares the scratch restore, drops it"),
+    Stage("checkout", "target checked out", "code", Upgrade.stage_checkout,
+          "fetches origin and checks out the target commit, detached"),
+    Stage("build", "target images built while the old version serves", "code", Upgrade.stage_build,
+          "builds the target's images (the old version keeps serving)"),
+    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers", Upgrade.stage_drain_and_stop,
+          "drains the queues and stops the app containers (the database keeps running); dumps the rows written "
+          "since the backup"),
+    Stage("migrate", "database migrated with the new image", "database", Upgrade.stage_migrate,
+          "runs alembic upgrade head with the new image"),
+    Stage("start", "new version started and healthy", "database", Upgrade.stage_start,
+          "starts the new version with compose up (services it dropped are removed as orphans)"),
+    Stage("verify", "post-flight checks and data compared", "database", Upgrade.stage_verify,
+          "nothing: reads health, the API, containers, the revision and every table"),
+    Stage("finish", "lock released, old backups pruned", "nothing", Upgrade.stage_finish,
+          "releases the lock, deletes backups past retention (never the newest)", rolled_back=False),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plugins.bundle import write_bundle
-from runbook import backout, change_record, report_html, report_index, run_summary, schemas
+from runbook import backout, change_record, dry_run, exports, report_html, report_index, run_summary, schemas
 from runbook.journal import SCHEMA_VERSION, Journal, migrated, refusal
 from runbook.logtail import notable
 from runbook.redaction import MASK, Redactor
@@ -287,3 +287,20 @@ def test_resume_refuses_a_journal_it_cannot_read(pytester: pytest.Pytester, monk
     assert run.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in run.output, run.output
     [line] = [line for line in run.output.splitlines() if line.startswith("ERROR: --resume: ")]
     assert expected in line and str(install / ".openwatch-upgrade" / "journal.json") in line
+
+
+def test_the_plan_lists_every_stage_with_its_change_and_its_undo() -> None:
+    plan = dry_run.build("/opt/openwatch", "0.1.0 (c0ffee)", "v0.2.0 (tag d00d)", "0002",
+                         [("test_backend_reports_healthy", "backend reports healthy")])
+    text = "\n".join(plan.lines())
+    assert text.startswith("PLAN (nothing was changed): upgrade /opt/openwatch from 0.1.0 (c0ffee) to v0.2.0")
+    assert [stage.name for stage in plan.stages] == [stage.name for stage in exports.STAGES]
+    assert all(stage.effect for stage in plan.stages)
+    migrate = next(stage for stage in plan.stages if stage.name == "migrate")
+    assert migrate.undo == backout.tier_actions("quick", "0002")
+    assert "if it fails: rollback tier quick, or full if the database was migrated" in text
+    finish = next(stage for stage in plan.stages if stage.name == "finish")
+    assert finish.undo == [] and "not rolled back" in finish.backout
+    html = report_html.plan_table(plan.to_json())
+    assert html.count("<tr><td>") == len(exports.STAGES) and "test_backend_reports_healthy" in html
+
