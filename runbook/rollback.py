@@ -20,6 +20,7 @@ from runbook import (alembic_scripts, backup, dbstate, delta_backup, gitrepo, pr
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
+from runbook.run_record import RunRecord
 from runbook.shell import CommandError, progress
 from runbook.upgrade import BY_NAME, Upgrade, error_line
 
@@ -371,12 +372,8 @@ def finished_upgrade(install_dir: Path, tag: str) -> Journal:
 def from_journal(profile: profiles.Profile, client, settings, tag: str) -> Upgrade:
     """The finished upgrade the journal describes, ready to be rolled back to ``tag`` in its own run."""
     journal = finished_upgrade(profile.install_dir, tag)
-    data = journal.data
     upgrade = Upgrade(profile, client, settings, journal)
-    upgrade.before = state.InstallState.from_json(data["before"])
-    upgrade.new_profile = profile
-    upgrade.image_names = Compose.of(profile).image_names()
-    upgrade.alembic_ini = Compose.of(profile).alembic_ini()
-    if data.get("backup"):
-        upgrade.backup = backup.BackupRecord(**{k: v for k, v in data["backup"].items() if k != "verification"})
+    compose = Compose.of(profile)  # the installed (new) release: its image downgrades, its names are tagged
+    upgrade.adopt(RunRecord.read(journal.data), new_profile=profile, image_names=compose.image_names(),
+                  alembic_ini=compose.alembic_ini())
     return upgrade

@@ -27,6 +27,7 @@ from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.envfile import parse_env
 from runbook.profile import Profile
+from runbook.run_record import RunRecord
 from runbook.shell import progress
 from runbook.targets import Target
 
@@ -329,6 +330,16 @@ class Upgrade:
         except docker.errors.NotFound:
             return []
         return [mount["Name"] for mount in mounts if mount.get("Type") == "volume" and mount.get("Name")]
+
+    def adopt(self, record: RunRecord, new_profile: Profile | None, image_names: dict[str, str] | None = None,
+              alembic_ini: str | None = None) -> None:
+        """Take over what an earlier run recorded (``--resume``, ``--rollback-to``); ``image_names`` and
+        ``alembic_ini`` read from the installation now win over the recorded ones."""
+        self.before, self.at_stop, self.backup, self.delta = (record.before, record.at_stop, record.backup,
+                                                              record.delta_backup)
+        self.new_profile = new_profile
+        self.image_names = image_names or record.image_names or Compose.of(self.profile).image_names()
+        self.alembic_ini = alembic_ini or record.alembic_ini
 
     # -- helpers shared with the rollback ------------------------------------------------------
     def release_snapshot(self) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from plugins.bundle import write_bundle
+from runbook.run_record import RunRecord
+from runbook.state import InstallState
 from runbook import backout, change_record, dry_run, exports, report_html, report_index, run_summary, schemas
 from runbook.journal import SCHEMA_VERSION, Journal, migrated, refusal
 from runbook.logtail import notable
@@ -304,3 +306,16 @@ def test_the_plan_lists_every_stage_with_its_change_and_its_undo() -> None:
     html = report_html.plan_table(plan.to_json())
     assert html.count("<tr><td>") == len(exports.STAGES) and "test_backend_reports_healthy" in html
 
+
+def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
+    """What --resume and --rollback-to act on, read from a journal-1 (fields a run never reached absent)."""
+    data = journal("UPGRADED")
+    assert not schemas.problems(schemas.JOURNAL, data)
+    data["delta_backup"] = {"dump": "/b/x.since-backup.delta", "sha256": "e" * 64, "size": 9, "tables": ["hosts"],
+                            "seconds": 0.1}
+    record = RunRecord.read(data)
+    assert record.before == InstallState.from_json(data["before"]) and record.at_stop is None
+    assert record.backup.sha256 == "d" * 64 and record.backup.dump.endswith("x.dump")  # its verification left out
+    assert record.delta_backup.tables == ["hosts"]
+    assert record.stages_passed[-3:] == ("start", "verify", "finish")
+    assert RunRecord.read({"schema_version": SCHEMA_VERSION, "stages": []}) == RunRecord()
