@@ -404,7 +404,7 @@ def test_plan_changes_nothing_and_says_how_each_stage_would_be_undone(pytester: 
     downgrade = f"alembic downgrade {before['revisions'][0]} with the NEW image"
     assert downgrade not in run.output  # the tier as recorded (quick) is listed, not the escalations
     assert "if it fails: not rolled back: the new version is verified" in run.output
-    html = next(run.reports.glob("*.html")).read_text()
+    html = Path(run.bundle["artifacts"]["html"]).read_text()
     assert 'id="plan"' in html and "drain_and_stop" in html and "stop whatever app container runs" in html
     # Nothing changed: the data, schema, version and ref; no container restarted; no backup, journal or lock.
     assert snapshot(baseline) == before
