@@ -105,7 +105,7 @@ def load_profile(config: pytest.Config) -> Profile:
                                 "or --rollback-to REF to undo the last upgrade, or --resume to settle one that died")
     if len(own_run) + bool(target) > 1:
         raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
-    if config.getoption("plan") and own_run:
+    if config.getoption("plan", None) and own_run:
         raise pytest.UsageError("--plan shows what an upgrade to --target would do; it does not go with "
                                 f"--{own_run[0].replace('_', '-')}")
     died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if mode.name in (UPGRADE, PLAN) else None
