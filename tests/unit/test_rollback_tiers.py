@@ -13,7 +13,7 @@ import docker.errors
 import psycopg
 import pytest
 
-from runbook import delta_backup, state
+from runbook import state
 from runbook.backup import BackupRecord
 from runbook.errors import Problem
 from runbook.journal import Journal
