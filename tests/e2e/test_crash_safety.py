@@ -58,6 +58,19 @@ def wait_for_stage(install: Installation, proc: subprocess.Popen, stage: str, st
     return False
 
 
+def read_until(proc: subprocess.Popen, line: str, deadline_s: float = 120) -> str:
+    """The run's output up to and including ``line`` (its own words that the rollback has begun)."""
+    deadline, shown = time.monotonic() + deadline_s, []
+    while time.monotonic() < deadline:
+        got = proc.stdout.readline()
+        if not got:  # the run ended without saying it
+            break
+        shown.append(got)
+        if line in got:
+            return "".join(shown)
+    raise AssertionError(f"the run never printed {line!r}:\n{''.join(shown)}")
+
+
 def assert_back_as_before(install: Installation, before: dict) -> None:
     assert snapshot(install) == before  # version, git ref, revision, every table's rows and checksum
     assert install.health().json()["status"] == "healthy"
@@ -99,10 +112,11 @@ def test_signal_during_a_stage_rolls_back_and_still_reports(baseline: Installati
     proc = start_upgrade(baseline, reports)
     assert wait_for_stage(baseline, proc, stage), proc.communicate()[0]
     proc.send_signal(sig)
-    if sig == signal.SIGINT:  # an impatient operator presses Ctrl-C again
-        time.sleep(0.3)
+    shown = ""
+    if sig == signal.SIGINT:  # an impatient operator presses Ctrl-C again, once the rollback has begun
+        shown = read_until(proc, f"interrupted during stage {stage}: rolling back before exiting")
         proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=600)
+    output = shown + proc.communicate(timeout=600)[0]
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert f"interrupted during stage {stage}" in output and f"UPGRADE INTERRUPTED at stage {stage}" in output, output
     if sig == signal.SIGINT:
