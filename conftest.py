@@ -1,6 +1,7 @@
 """Root configuration: the suite's plugins, registered in one place (as pytest's default_plugins)."""
 
 pytest_plugins = (
+    "plugins.runmode",
     "plugins.options",
     "plugins.maintenance",
     "plugins.fixtures",
@@ -8,7 +9,10 @@ pytest_plugins = (
     "plugins.gate",
     "plugins.redaction",
     "plugins.report",
+    "plugins.signals",
+    "plugins.outcome",
     "plugins.rollback",
+    "plugins.plan",
     "plugins.downtime",
     "plugins.bundle",
     "plugins.hangup",

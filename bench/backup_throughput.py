@@ -160,6 +160,8 @@ CANDIDATES: dict[str, tuple[str, Callable[[Bed], Path]]] = {
               suite_backup(None, streamed=True, in_snapshot=False)),
     CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared",
              suite_backup(1, streamed=True, in_snapshot=True)),
+    "z0_streamed": ("-Fc -Z0 (uncompressed) in the recorded state's snapshot, restored while it streams, then "
+                    "compared", suite_backup(0, streamed=True, in_snapshot=True)),
     "z1_restore_after": ("-Fc -Z1 in the snapshot, restored from the file once written, then compared",
                          suite_backup(1, streamed=False, in_snapshot=True)),
     "z1_checksums_during_dump": ("-Fc -Z1 restored while it streams, the live checksums computed in the same "

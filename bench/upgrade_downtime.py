@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
 from runbook.downtime import Prober
 from runbook.shell import run
 from bench import backup_throughput
@@ -136,7 +138,9 @@ SCENARIOS: dict[str, Callable[[Installation], Figures]] = {
     "procedure": procedure, "suite": suite, "floor": floor,
     **{name: fault(target) for name, target in FAULT_TARGETS.items()},
 }
-EXTRAS = ("audit", "backup")  # post-flight audit wall time; backup throughput on a grown database
+# post-flight audit wall time; backup throughput on a grown database; the prober's accuracy on a real outage
+EXTRAS = ("audit", "backup", "prober")
+PROBER_TARGET_MS = 300.0  # the prober's measured outage within this of the true one
 
 
 def spread(values: list[float]) -> dict:
@@ -155,6 +159,40 @@ def audit_wall(install: Installation, reps: int) -> dict:
     return spread(walls)
 
 
+def first_healthy_answer(url: str, deadline_s: float = 60) -> float:
+    """Ground truth for the end of an outage: a 20 ms poll for the first healthy answer."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=0.2).status_code == 200:
+                return time.monotonic()
+        except requests.RequestException:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} did not come back within {deadline_s}s")
+
+
+def prober_accuracy(install: Installation, reps: int) -> dict:
+    """The prober against a real outage (the backend killed, started again after ~3 s): how far its
+    measured outage is from the true one (kill to the first healthy answer), in ms, per repetition."""
+    health = f"{install.backend_url}/health"
+    errors = []
+    for _ in range(reps):
+        prober = Prober(health, f"{install.frontend_url}/").start()
+        time.sleep(1.0)
+        killed_at = time.monotonic()
+        run(["docker", "kill", "openwatch-backend"])
+        time.sleep(3.0)
+        run(["docker", "start", "openwatch-backend"])
+        back_at = first_healthy_answer(health)
+        time.sleep(1.0)
+        report = prober.stop()
+        if len(report.outages) != 1:
+            raise RuntimeError(f"the prober saw {len(report.outages)} outages, not one: {report.outages}")
+        errors.append(abs(report.outages[0].seconds - (back_at - killed_at)) * 1000)
+    return spread(errors)
+
+
 def selection(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in (*SCENARIOS, *EXTRAS)]
@@ -170,7 +208,14 @@ def main() -> int:
     parser.add_argument("--big-db-mb", type=int, default=1024)
     parser.add_argument("--only", type=selection, default=(*SCENARIOS, *EXTRAS), metavar="NAME,...",
                         help=f"measure only these, comma-separated: {', '.join((*SCENARIOS, *EXTRAS))} (default: all)")
+    parser.add_argument("--backup-candidates", type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+                        default=(), metavar="NAME,...",
+                        help=f"backup candidates to measure beside the raw dump: "
+                             f"{', '.join(backup_throughput.CANDIDATES)} (default: all)")
     args = parser.parse_args()
+    unknown = [name for name in args.backup_candidates if name not in backup_throughput.CANDIDATES]
+    if unknown:
+        parser.error(f"unknown backup candidate {', '.join(unknown)}")
     bench_started = time.monotonic()
     # An engine of its own, as the tests have: a demo or an operator's OpenWatch on the host's engine
     # (and its ports 8000/5432) is neither measured nor disturbed.
@@ -203,11 +248,13 @@ def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_start
                     results.setdefault(name, {}).setdefault(figure, []).append(value)
                 shown = " ".join(f"{figure.removesuffix('_s')} {value:6.2f}s" for figure, value in figures.items())
                 print(f"rep {rep + 1} {name:15s} {shown}", flush=True)
+        prober = prober_accuracy(install, args.reps) if "prober" in args.only else None
         throughput = None
         if "backup" in args.only:
             install.reset(releases.OLDEST.tag, dump)
             throughput = backup_throughput.measure(install, args.big_db_mb, args.reps,
-                                                   Path(tempfile.mkdtemp(dir=install.directory)))
+                                                   Path(tempfile.mkdtemp(dir=install.directory)),
+                                                   only=args.backup_candidates)
     finally:
         install.destroy()
     summary = {name: {figure: spread(values) for figure, values in v.items()} for name, v in results.items()}
@@ -224,12 +271,18 @@ def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_start
         if name in med:
             targets[f"{name}_downtime_le_{FAULT_TARGET_S:.0f}s"] = med[name] <= FAULT_TARGET_S
     if throughput:
-        chosen = throughput["candidates"][backup_throughput.CHOSEN]
-        figures["backup_verify_to_raw"] = chosen["ratio_to_raw"]
-        figures["backup_verify_to_raw_cpu"] = chosen["cpu_ratio_to_raw"]
-        targets[f"backup_verify_ge_{BACKUP_TARGET}x_raw"] = chosen["ratio_to_raw"] >= BACKUP_TARGET
+        for name, candidate in throughput["candidates"].items():
+            figures[f"backup_{name}_to_raw"] = candidate["ratio_to_raw"]
+        chosen = throughput["candidates"].get(backup_throughput.CHOSEN)
+        if chosen is not None:
+            figures["backup_verify_to_raw"] = chosen["ratio_to_raw"]
+            figures["backup_verify_to_raw_cpu"] = chosen["cpu_ratio_to_raw"]
+            targets[f"backup_verify_ge_{BACKUP_TARGET}x_raw"] = chosen["ratio_to_raw"] >= BACKUP_TARGET
     if audit:
         targets["audit_le_5s"] = audit["median"] <= 5.0
+    if prober:
+        figures["prober_error_median_ms"], figures["prober_error_max_ms"] = prober["median"], prober["max"]
+        targets[f"prober_error_le_{PROBER_TARGET_MS:.0f}ms"] = prober["max"] <= PROBER_TARGET_MS
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": TARGET,
         "fault_targets": {name: FAULT_TARGETS[name] for name in FAULT_TARGETS if name in med},
@@ -237,7 +290,7 @@ def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_start
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()},
         "figures": figures, "downtime": summary, "ratios": ratios, "targets_met": targets,
-        "backup_throughput": throughput, "postflight_audit_wall_s": audit,
+        "backup_throughput": throughput, "postflight_audit_wall_s": audit, "prober_error_ms": prober,
         "bench_wall_s": round(time.monotonic() - bench_started),
     }
     out = ROOT / "bench" / "results" / f"upgrade_downtime_{time.strftime('%Y%m%dT%H%M%S')}.json"

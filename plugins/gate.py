@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from plugins.checks import NotApplicableSkip
+from plugins.runmode import mode_of
 from runbook.errors import Problem
 
 
@@ -26,15 +27,10 @@ class SuitePlan:
     directory: Path
     preflight_checks: tuple[str, ...]
     stages: tuple[str, ...]
-    own_runs: Mapping[str, str]  # option dest (rollback_to, resume) -> the only test of that run
-
-    def mode(self, config: pytest.Config) -> str | None:
-        """The own run an option asks for (``rollback_to``, ``resume``), or None for an upgrade."""
-        return next((option for option in self.own_runs if config.getoption(option, None)), None)
 
     def expected(self, config: pytest.Config) -> tuple[str, ...]:
-        mode = self.mode(config)
-        return (self.own_runs[mode],) if mode else self.preflight_checks + self.stages
+        own_test = mode_of(config).own_test
+        return (own_test,) if own_test else self.preflight_checks + self.stages
 
     def holds(self, item: pytest.Item) -> bool:
         return Path(item.path).parent == self.directory
@@ -50,27 +46,13 @@ SELECTING_OPTIONS = (("keyword", "-k"), ("markexpr", "-m"), ("deselect", "--dese
                      ("stepwise", "--sw"), ("stepwise_skip", "--sw-skip"))
 # Plugins an upgrade run cannot do without, and why (``-p no:NAME`` would silently drop them).
 REQUIRED_PLUGINS = {
+    "plugins.runmode": "it decides whether this run upgrades, resumes, rolls back or plans; do not disable it",
     "dependency": "the upgrade stages depend on each other through pytest-dependency (after a failed stage the "
                   "later ones must be skipped); do not disable it",
     "plugins.rollback": "a failed stage is rolled back by it; to leave a failure as it is, pass --no-rollback instead",
+    "plugins.signals": "it turns SIGTERM into a rolled-back interruption and refuses a second Ctrl-C mid-rollback; "
+                       "do not disable it",
 }
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A --rollback-to or --resume run runs only its own test; an upgrade run runs neither."""
-    plan = config.stash.get(PLAN_KEY, None)
-    if plan is None:
-        return
-    mode = plan.mode(config)
-
-    def other_mode(item: pytest.Item) -> bool:
-        name = getattr(item, "originalname", item.name)
-        return name != plan.own_runs[mode] if mode else name in plan.own_runs.values()
-
-    dropped = [item for item in items if plan.holds(item) and other_mode(item)]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if item not in dropped]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -94,16 +76,11 @@ def pytest_collection_finish(session: pytest.Session) -> Iterator[None]:
     plan = config.stash.get(PLAN_KEY, None)
     if plan is not None:
         found = [item.name for item in session.items if plan.holds(item)]
-        if found or names_the_suite(config, plan):
+        if found or mode_of(config).upgrade_suite:
             problem = selection_problem(config, plan, found)
             if problem:
                 raise pytest.UsageError(problem)
     return (yield)
-
-
-def names_the_suite(config: pytest.Config, plan: SuitePlan) -> bool:
-    return any(_arg_path(config, arg) == plan.directory or plan.directory in _arg_path(config, arg).parents
-               for arg in config.args)
 
 
 def _arg_path(config: pytest.Config, arg: str) -> Path:

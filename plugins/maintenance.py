@@ -10,14 +10,12 @@ concerned: it refuses to start on top of another run by itself.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from plugins.keys import MAINTENANCE_KEY
+from plugins.runmode import AUDIT, mode_of
 from runbook import maintenance
 
-AUDITS = ("preflight", "postflight")
 # Neither is a pytest exit status (0-5). An upgrade in progress is EX_TEMPFAIL: cron wrappers that
 # know sysexits retry later. A died one is EX_UNAVAILABLE: retrying will not help, an operator must
 # run --resume, so a wrapper must not file it under "try later".
@@ -30,16 +28,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="audit even while an upgrade runs or after one died (by default the audit reports that and skips)")
 
 
-def _is_audit(item: pytest.Item, suites: Path) -> bool:
-    return any(suites / name in Path(item.path).parents for name in AUDITS)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Before the options are judged (plugins/options.py), so a ``--target`` the running upgrade has
     already checked out is not refused as "not newer"; after -m/-k deselection."""
-    suites = config.rootpath / "suites"
-    if not items or config.getoption("ignore_maintenance") or not all(_is_audit(item, suites) for item in items):
+    if not items or config.getoption("ignore_maintenance") or mode_of(config).name != AUDIT:
         return
     found = maintenance.find(config.getoption("install_dir"))
     if found is None:

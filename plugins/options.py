@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from plugins.keys import MAINTENANCE_KEY
+from plugins.runmode import PLAN, UPGRADE, mode_of
 from runbook import profile as profiles
 from runbook import release_checks, targets
 from runbook.errors import OperatorError, Problem
@@ -79,8 +80,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def load_profile(config: pytest.Config) -> Profile:
     if config.getoption("runtime") != "docker":
         raise pytest.UsageError(f"--runtime {config.getoption('runtime')} is not supported yet; use --runtime docker")
-    upgrade_run = any((config.rootpath / "suites" / "upgrade") in Path(arg).resolve().parents
-                      or Path(arg).resolve() == config.rootpath / "suites" / "upgrade" for arg in config.args)
+    mode = mode_of(config)
+    upgrade_run = mode.upgrade_suite
     # First of all: while another run is at work, the installation (even its VERSION) is in its hands.
     held = release_checks.live_holder(config.getoption("install_dir")) if upgrade_run else None
     if held:
@@ -104,7 +105,10 @@ def load_profile(config: pytest.Config) -> Profile:
                                 "or --rollback-to REF to undo the last upgrade, or --resume to settle one that died")
     if len(own_run) + bool(target) > 1:
         raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
-    died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if upgrade_run and not own_run else None
+    if config.getoption("plan", None) and own_run:
+        raise pytest.UsageError("--plan shows what an upgrade to --target would do; it does not go with "
+                                f"--{own_run[0].replace('_', '-')}")
+    died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if mode.name in (UPGRADE, PLAN) else None
     if died:  # before --target is judged: the checkout may already be the target's
         raise pytest.UsageError(died)
     return profile

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from plugins.keys import SUMMARY_KEY, UPGRADE_KEY, VERDICT_LINE_KEY
+from plugins.keys import DRY_RUN_KEY, SUMMARY_KEY, UPGRADE_KEY, VERDICT_LINE_KEY
 from plugins.options import PROFILE_KEY
 from runbook import change_record, dbstate, gitrepo, report_html, run_summary, timeline
 from runbook.profile import Profile
@@ -87,6 +87,9 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
             parts.append(f'<div id="timeline">{svg}</div>')
     else:
         parts = [_audit_card(config, found, page_title, notes)]
+        plan = config.stash.get(DRY_RUN_KEY, None)
+        if plan is not None:
+            parts.append(report_html.plan_table(plan.to_json()))
     prefix.extend(redact(part) for part in parts if part)
 
 

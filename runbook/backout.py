@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runbook.rollback import DatabaseFinding, choose_tier
+from runbook.rollback import TIERS, VERIFY_RESTORED, DatabaseFinding, choose_tier
 from runbook.upgrade import STAGES
 
 # What the rollback can find the database to be after a failure, as choose_tier is asked about it.
@@ -23,8 +23,12 @@ class StageBackout:
     tier_if_migrated: str  # its Alembic revision moved
     tier_if_schema_changed: str  # its schema differs while the revision did not move
     backup_exists: bool  # the emergency tier (restore the verified backup) is there to escalate to
+    rolled_back: bool = True  # False once the new version is verified (runbook.upgrade.Stage)
 
     def line(self) -> str:
+        if not self.rolled_back:
+            return (f"{self.stage} ({self.title}) fails -> not rolled back: the new version is verified; "
+                    "`--resume` completes the run")
         tier = self.tier
         if self.tier_if_migrated != self.tier:
             tier += f", or {self.tier_if_migrated} if the database was migrated"
@@ -35,7 +39,7 @@ class StageBackout:
         return f"{self.stage} ({self.title}) fails -> rollback tier {tier}; {escalation}"
 
     def to_json(self) -> dict:
-        return {"stage": self.stage, "tier": self.tier, "tier_if_migrated": self.tier_if_migrated,
+        return {"stage": self.stage, "rolled_back": self.rolled_back, "tier": self.tier, "tier_if_migrated": self.tier_if_migrated,
                 "tier_if_schema_changed": self.tier_if_schema_changed,
                 "escalation": "emergency" if self.backup_exists else "stop safe"}
 
@@ -46,4 +50,10 @@ def plan() -> list[StageBackout]:
     backed_up = names.index("backup") + 1
     return [StageBackout(stage.name, stage.title, choose_tier(stage.name, AS_RECORDED), choose_tier(stage.name, MIGRATED),
                          choose_tier(stage.name, CHANGED_OUTSIDE_ALEMBIC), index >= backed_up)
+            if stage.rolled_back else StageBackout(stage.name, stage.title, "none", "none", "none", True, False)
             for index, stage in enumerate(STAGES)]
+
+
+def tier_actions(tier: str, revision: str) -> list[str]:
+    """What ``tier`` does, step by step, as its run prints it (``runbook.rollback.TIERS``)."""
+    return [action.title.format(revision=revision) for action in TIERS[tier]] + [VERIFY_RESTORED]

@@ -34,6 +34,12 @@ CONFIG_FILES = (".env", "docker-compose.yml", "docker-compose.prod.yml")
 SCRATCH_PREFIXES = ("openwatch_verify_", "openwatch_restore_", "openwatch_replaced_")
 
 
+# The rows the app wrote after a backup (runbook/delta_backup.py) sit next to it under a suffix of their
+# own: a few tables' rows are no backup, and they go when the backup they complete is pruned. Runs
+# before this suffix named them ``<backup>.since-backup.dump``.
+DELTA_SUFFIX = ".since-backup.delta"
+LEGACY_DELTA_SUFFIX = ".since-backup.dump"
+
 def identifier(name: str) -> str:
     """``name`` as a quoted SQL identifier: any POSTGRES_DB or POSTGRES_USER, read as one name."""
     return '"' + name.replace('"', '""') + '"'
@@ -317,11 +323,24 @@ def last_line(stderr: bytes) -> str:
     return lines[-1][:200] if lines else ""
 
 
+def delta_path(dump: Path) -> Path:
+    """Where the rows the app wrote after ``dump`` was taken are kept (``runbook/delta_backup.py``)."""
+    return dump.with_suffix(DELTA_SUFFIX)
+
+
+def is_delta(path: Path) -> bool:
+    return path.name.endswith((DELTA_SUFFIX, LEGACY_DELTA_SUFFIX))
+
+
 def prune(backup_dir: Path, retention_days: float) -> list[str]:
-    """Delete dumps older than the retention, always keeping the newest."""
-    dumps = sorted(backup_dir.glob("*.dump"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Delete dumps older than the retention, always keeping the newest, each with its delta."""
+    dumps = sorted((p for p in backup_dir.glob("*.dump") if not is_delta(p)), key=lambda p: p.stat().st_mtime,
+                   reverse=True)
     cutoff = time.time() - retention_days * 86400
-    removed = [p for p in dumps[1:] if p.stat().st_mtime < cutoff]
-    for path in removed:
-        path.unlink()
-    return [p.name for p in removed]
+    removed = []
+    for dump in (p for p in dumps[1:] if p.stat().st_mtime < cutoff):
+        for path in (dump, delta_path(dump), dump.with_suffix(LEGACY_DELTA_SUFFIX)):
+            if path.exists():
+                path.unlink()
+                removed.append(path.name)
+    return removed

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
 
+from runbook.backup import is_delta
 from runbook.errors import Problem
 from runbook.profile import Profile
 
@@ -22,7 +23,7 @@ class BackupFile:
 
 def backups(folder: Path) -> list[BackupFile]:
     now = time.time()
-    found = {p for pattern in DUMP_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    found = {p for pattern in DUMP_PATTERNS for p in folder.glob(pattern) if p.is_file() and not is_delta(p)}
     files = [BackupFile(p, (now - p.stat().st_mtime) / 3600, p.stat().st_size) for p in found]
     return sorted(files, key=lambda backup: backup.age_hours)
 

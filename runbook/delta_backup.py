@@ -33,11 +33,6 @@ class DeltaRecord:
         return asdict(self)
 
 
-def changed_tables(recorded: dict[str, dict], at_stop: dict[str, dict]) -> list[str]:
-    """Tables whose rows or checksum differ between the recording and the stop (new ones included)."""
-    return sorted(name for name, info in at_stop.items() if recorded.get(name) != info)
-
-
 def take(container: str, user: str, database: str, tables: list[str], destination: Path) -> DeltaRecord:
     """``pg_dump -Fc --data-only`` of ``tables`` (with the sequences they own), streamed and hashed as
     the backup is (``backup.dump_database``: private to its owner, a partial file never left)."""

@@ -53,10 +53,6 @@ class RunLock:
         opened = os.fstat(fd)
         return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def release(self) -> None:
         if self._fd is None:
             return

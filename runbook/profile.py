@@ -87,10 +87,6 @@ class Profile:
                 "dbname": self.setting("POSTGRES_DB", "openwatch"), "user": self.setting("POSTGRES_USER", "openwatch"),
                 "password": self.setting("POSTGRES_PASSWORD")}
 
-    @property
-    def compose_args(self) -> list[str]:
-        return compose_command(self.install_dir, self.compose_files)
-
 
 def compose_command(install_dir: Path, files: list[Path] | tuple[Path, ...]) -> list[str]:
     args = ["docker", "compose", "--project-directory", str(install_dir)]

@@ -111,6 +111,21 @@ def audit_card(verdict: str, title: str, facts: dict[str, str], failing: list[tu
             f"{rows}</table></div></section>")
 
 
+def plan_table(plan: dict) -> str:
+    """``--plan``'s stages (what each changes, the rollback if it failed there) and checks, as a table."""
+    rows = "".join(
+        f"<tr><td>{index}</td><td><strong>{escape(stage['name'])}</strong><br>{escape(stage['title'])}</td>"
+        f"<td>{escape(stage['changes'])}</td><td>{escape(stage['if_it_fails'].split(' fails -> ', 1)[-1])}"
+        + (f"<ol>{''.join(f'<li>{escape(action)}</li>' for action in stage['rollback_actions'])}</ol>"
+           if stage["rollback_actions"] else "") + "</td></tr>"
+        for index, stage in enumerate(plan["stages"], 1))
+    checks = "".join(f"<li><code>{escape(check['name'])}</code></li>" for check in plan["checks"])
+    return (f'<section id="plan"><h2>Plan: {escape(plan["installed"])} &rarr; {escape(plan["target"])} '
+            "(nothing was changed)</h2><table class=\"plan\"><thead><tr><th>#</th><th>Stage</th><th>Changes</th>"
+            f"<th>If it fails there</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<h3>Pre-flight checks ({len(plan['checks'])}), each must pass first</h3><ol>{checks}</ol></section>")
+
+
 def integrity_table(proofs: list[TableProof], after_label: str) -> str:
     if not proofs:
         return ""

@@ -12,14 +12,13 @@ import os
 import socket
 from pathlib import Path
 
-from runbook import backup, delta_backup, state
-from runbook.compose import Compose
 from runbook.errors import OperatorError
 from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
 from runbook.release_checks import holder_alive
 from runbook.rollback import Rollback, RollbackResult
-from runbook.upgrade import STAGES, Settings, Upgrade
+from runbook.run_record import RunRecord
+from runbook.upgrade import BY_NAME, Settings, Upgrade
 
 
 def unfinished_run(install_dir: Path) -> Journal:
@@ -43,21 +42,11 @@ def unfinished_run(install_dir: Path) -> Journal:
 
 
 def from_unfinished(profile: Profile, client, settings: Settings, journal: Journal) -> Upgrade:
-    """The dead run rebuilt from its journal (see :func:`unfinished_run`), to be settled by this process."""
-    data = journal.data
+    """The dead run, from its journal (see :func:`unfinished_run`), to be settled by this process."""
     upgrade = Upgrade(profile, client, settings, journal)
-    if data.get("before"):
-        upgrade.before = state.InstallState.from_json(data["before"])
-    upgrade.image_names = data.get("image_names") or Compose.of(profile).image_names()
-    upgrade.alembic_ini = data.get("alembic_ini")
-    if "checkout" in journal.completed():
-        upgrade.new_profile = upgrade.load_profile()  # the target is checked out and its images built
-    if data.get("backup"):
-        upgrade.backup = backup.BackupRecord(**{k: v for k, v in data["backup"].items() if k != "verification"})
-    if data.get("at_stop"):
-        upgrade.at_stop = state.InstallState.from_json(data["at_stop"])
-    if data.get("delta_backup"):
-        upgrade.delta = delta_backup.DeltaRecord(**data["delta_backup"])
+    record = RunRecord.read(journal.data)
+    # The target is checked out and its images built once the checkout passed.
+    upgrade.adopt(record, new_profile=upgrade.load_profile() if "checkout" in record.stages_passed else None)
     return upgrade
 
 
@@ -69,6 +58,6 @@ def settle(upgrade: Upgrade) -> RollbackResult | None:
     journal.set("resumed", {"by_pid": os.getpid(), "at": now(), "stage": stage})
     upgrade.remove_leftovers()
     if "verify" in journal.completed():  # the new version was up and verified: only the finish is left
-        upgrade.run_stage(next(stage for stage in STAGES if stage.name == "finish"))
+        upgrade.run_stage(BY_NAME["finish"])
         return None
     return Rollback(upgrade).run(stage)

@@ -6,6 +6,7 @@ what the failed stage should have left: a migration can commit part of its work 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,11 +20,39 @@ from runbook import (alembic_scripts, backup, dbstate, delta_backup, gitrepo, pr
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
+from runbook.run_record import RunRecord
 from runbook.shell import CommandError, progress
-from runbook.upgrade import STAGES, Upgrade, error_line
+from runbook.upgrade import BY_NAME, Upgrade, error_line
 
-TIERS = ("none", "ref", "quick", "full", "emergency")
-BY_NAME = {stage.name: stage for stage in STAGES}
+@dataclass(frozen=True)
+class Action:
+    """One step of a rollback tier: its title (as the journal, the report and ``--plan`` print it;
+    ``{revision}`` is the recorded Alembic revision) and what it runs."""
+    title: str
+    run: Callable[[Rollback], None]
+
+
+CHECK_OUT_REF = Action("check out the recorded git ref", lambda rollback: rollback.restore_ref())
+RETAG_IMAGES = Action("re-tag the recorded images", lambda rollback: rollback.upgrade.restore_images())
+COMPARE_AT_STOP = Action("compare the database with the state at the stop", lambda rollback: rollback.verify_database())
+REF = (CHECK_OUT_REF, RETAG_IMAGES)
+QUICK = (*REF, Action("stop whatever app container runs", lambda rollback: rollback.stop_app()),
+         COMPARE_AT_STOP, Action("start the old version and wait healthy", lambda rollback: rollback.start_old()))
+# Tier -> its actions in order, least to most invasive: escalation moves right, never left. Every tier
+# ends with the same verification of the restored state (Rollback.run_tier's loop adds it).
+TIERS: dict[str, tuple[Action, ...]] = {
+    "none": (),  # nothing was changed; the verification proves it
+    "ref": REF,
+    "quick": QUICK,
+    "full": (Action("stop the new app containers", lambda rollback: rollback.stop_app()),
+             Action("alembic downgrade {revision} with the NEW image", lambda rollback: rollback.downgrade()),
+             *QUICK),
+    "emergency": (Action("stop the app containers (database container kept)", lambda rollback: rollback.stop_app()),
+                  Action("restore the verified backup into a recreated database",
+                         lambda rollback: rollback.restore_database()),
+                  *QUICK),
+}
+VERIFY_RESTORED = "verify restored state"
 
 
 @dataclass(frozen=True)
@@ -39,8 +68,6 @@ def choose_tier(failed_stage: str, found: DatabaseFinding | None) -> str:
     (``None``: it could not be read). A moved revision needs the downgrade; a schema that differs
     while the revision did not move was changed outside Alembic's record (DDL a migration committed
     on its own before failing), which no downgrade knows about: only the backup puts it back."""
-    if failed_stage == "finish":
-        return "none"  # the upgrade itself is complete and verified
     changes = BY_NAME[failed_stage].changes
     by_stage = {"nothing": "none", "code": "ref", "containers": "quick", "database": "quick"}[changes]
     if found is None:  # unknown where a migration ran: the tier that can undo one, escalating if it cannot
@@ -51,7 +78,7 @@ def choose_tier(failed_stage: str, found: DatabaseFinding | None) -> str:
         by_database = "emergency"
     else:
         by_database = "none"
-    return max(by_stage, by_database, key=TIERS.index)
+    return max(by_stage, by_database, key=list(TIERS).index)
 
 
 class StateDiffers(Problem):
@@ -83,7 +110,7 @@ class Rollback:
         self.upgrade = upgrade
         self.install_dir: Path = upgrade.profile.install_dir
         self.compare_data = True
-        self.compared_while_stopped = False  # the database was read with every app container stopped
+        self.tier = "none"  # the tier running now
         self.irreversible: list[str] = []  # migrations the full tier downgraded without undoing them
 
     def observe_database(self) -> DatabaseFinding | None:
@@ -142,10 +169,11 @@ class Rollback:
         self.compare_data = compare_data
         result = RollbackResult(requested=tier, found=found or {})
         while True:
-            result.tier = tier
+            result.tier = self.tier = tier
             try:
-                getattr(self, f"tier_{tier}")(result)
-                self.step(result, "verify restored state", self.verify_restored)
+                for action in TIERS[tier]:
+                    self.step(result, action.title.format(revision=upgrade.before.revision), partial(action.run, self))
+                self.step(result, VERIFY_RESTORED, self.verify_restored)
                 result.ok = True
                 break
             # Anything a tier raises (an image pruned since it was recorded, a database that went away, a
@@ -190,30 +218,6 @@ class Rollback:
                                    "ok": False, "detail": self.failure_line(error)[:300]})
             raise
         result.actions.append({**entry, "seconds": round(time.monotonic() - started, 2), "t1": time.time(), "ok": True})
-
-    # -- tiers ---------------------------------------------------------------------------------
-    def tier_none(self, result: RollbackResult) -> None:
-        """Nothing was changed; the verification below proves it."""
-
-    def tier_ref(self, result: RollbackResult) -> None:
-        self.step(result, "check out the recorded git ref", self.restore_ref)
-        self.step(result, "re-tag the recorded images", self.upgrade.restore_images)
-
-    def tier_quick(self, result: RollbackResult) -> None:
-        self.tier_ref(result)
-        self.step(result, "stop whatever app container runs", self.stop_app)
-        self.step(result, "compare the database with the state at the stop", self.verify_database)
-        self.step(result, "start the old version and wait healthy", self.start_old)
-
-    def tier_full(self, result: RollbackResult) -> None:
-        self.step(result, "stop the new app containers", self.stop_app)
-        self.step(result, f"alembic downgrade {self.upgrade.before.revision} with the NEW image", self.downgrade)
-        self.tier_quick(result)
-
-    def tier_emergency(self, result: RollbackResult) -> None:
-        self.step(result, "stop the app containers (database container kept)", self.stop_app)
-        self.step(result, "restore the verified backup into a recreated database", self.restore_database)
-        self.tier_quick(result)
 
     # -- actions -------------------------------------------------------------------------------
     def restore_ref(self) -> None:
@@ -290,7 +294,6 @@ class Rollback:
         upgrade = self.upgrade
         found = upgrade.capture(self.current_profile())
         upgrade.journal.set("restored", found.to_json())  # the report's "after" of a rollback
-        self.compared_while_stopped = True
         self.compare(found, data=self.compare_data and upgrade.at_stop is not None)
 
     def verify_restored(self) -> None:
@@ -303,7 +306,7 @@ class Rollback:
                                           expected_version=upgrade.before.version, install_dir=current.install_dir)
         service_checks.containers_healthy(upgrade.client, current)
         restored = upgrade.capture(current)
-        if not self.compared_while_stopped:
+        if COMPARE_AT_STOP not in TIERS[self.tier]:
             upgrade.journal.set("restored", restored.to_json())  # the app never stopped: as it serves
         self.compare(restored, data=False)
 
@@ -369,12 +372,8 @@ def finished_upgrade(install_dir: Path, tag: str) -> Journal:
 def from_journal(profile: profiles.Profile, client, settings, tag: str) -> Upgrade:
     """The finished upgrade the journal describes, ready to be rolled back to ``tag`` in its own run."""
     journal = finished_upgrade(profile.install_dir, tag)
-    data = journal.data
     upgrade = Upgrade(profile, client, settings, journal)
-    upgrade.before = state.InstallState.from_json(data["before"])
-    upgrade.new_profile = profile
-    upgrade.image_names = Compose.of(profile).image_names()
-    upgrade.alembic_ini = Compose.of(profile).alembic_ini()
-    if data.get("backup"):
-        upgrade.backup = backup.BackupRecord(**{k: v for k, v in data["backup"].items() if k != "verification"})
+    compose = Compose.of(profile)  # the installed (new) release: its image downgrades, its names are tagged
+    upgrade.adopt(RunRecord.read(journal.data), new_profile=profile, image_names=compose.image_names(),
+                  alembic_ini=compose.alembic_ini())
     return upgrade

@@ -31,9 +31,6 @@ class InstallState:
     def from_json(cls, data: dict) -> InstallState:
         return cls(**data)
 
-    def row_counts(self) -> dict[str, int]:
-        return {table: info["rows"] for table, info in self.tables.items()}
-
 
 def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connection) -> InstallState:
     images = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.envfile import parse_env
 from runbook.profile import Profile
+from runbook.run_record import RunRecord
 from runbook.shell import progress
 from runbook.targets import Target
 
@@ -47,21 +49,11 @@ class Stage:
     name: str
     title: str
     changes: str  # what a failure here may have changed: nothing, code, containers, database
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("gate", "pre-flight gate passed", "nothing"),
-    Stage("lock_and_record", "lock taken, state recorded", "nothing"),
-    Stage("backup", "database and configuration backed up", "nothing"),
-    Stage("verify_backup", "backup verified by restore", "nothing"),
-    Stage("checkout", "target checked out", "code"),
-    Stage("build", "target images built while the old version serves", "code"),
-    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers"),
-    Stage("migrate", "database migrated with the new image", "database"),
-    Stage("start", "new version started and healthy", "database"),
-    Stage("verify", "post-flight checks and data compared", "database"),
-    Stage("finish", "lock released, old backups pruned", "nothing"),
-)
+    run: Callable[[Upgrade], None]
+    effect: str  # what it changes on the host, in the words of --plan
+    # False only once the new version is verified: a failure then leaves an upgraded installation,
+    # which --resume completes; rolling it back would throw a good upgrade away.
+    rolled_back: bool = True
 
 
 @dataclass
@@ -131,7 +123,7 @@ class Upgrade:
         progress(f"stage {stage.name}: {stage.title}")
         started = time.monotonic()
         try:
-            getattr(self, f"stage_{stage.name}")()
+            stage.run(self)
         except BaseException as error:
             self.journal.stage_ended(stage.name, "failed", time.monotonic() - started,
                                      self.profile.redactor(str(error))[:500])
@@ -237,10 +229,10 @@ class Upgrade:
         """The state the rollback must give back, and the rows written since the recording, kept."""
         self.at_stop = self.capture(self.profile)
         self.journal.set("at_stop", self.at_stop.to_json())
-        written = delta_backup.changed_tables(self.before.tables, self.at_stop.tables)
+        written = [name for name in state.data_differences(self.before, self.at_stop) if name in self.at_stop.tables]
         if not written or self.backup is None:
             return
-        destination = Path(self.backup.dump).with_suffix(".since-backup.dump")
+        destination = backup.delta_path(Path(self.backup.dump))
         self.delta = delta_backup.take(self.db_container, self.db_user, self.db_name, written, destination)
         self.journal.set("delta_backup", self.delta.to_json())
         progress(f"the app wrote to {len(written)} tables after the state was recorded ({', '.join(written[:5])}"
@@ -339,6 +331,16 @@ class Upgrade:
             return []
         return [mount["Name"] for mount in mounts if mount.get("Type") == "volume" and mount.get("Name")]
 
+    def adopt(self, record: RunRecord, new_profile: Profile | None, image_names: dict[str, str] | None = None,
+              alembic_ini: str | None = None) -> None:
+        """Take over what an earlier run recorded (``--resume``, ``--rollback-to``); ``image_names`` and
+        ``alembic_ini`` read from the installation now win over the recorded ones."""
+        self.before, self.at_stop, self.backup, self.delta = (record.before, record.at_stop, record.backup,
+                                                              record.delta_backup)
+        self.new_profile = new_profile
+        self.image_names = image_names or record.image_names or Compose.of(self.profile).image_names()
+        self.alembic_ini = alembic_ini or record.alembic_ini
+
     # -- helpers shared with the rollback ------------------------------------------------------
     def release_snapshot(self) -> None:
         if self.snapshot is not None:
@@ -358,3 +360,33 @@ class Upgrade:
     def load_profile(self) -> Profile:
         """The installation as checked out now, with the compose files this run was given."""
         return profiles.load(self.profile.install_dir, self.profile.extra_compose, self.profile.prod_overlay)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("gate", "pre-flight gate passed", "nothing", Upgrade.stage_gate,
+          "nothing: lets the upgrade go on only if every pre-flight check passed"),
+    Stage("lock_and_record", "lock taken, state recorded", "nothing", Upgrade.stage_lock_and_record,
+          "takes the run lock, writes the journal, drops scratch databases and partial dumps a killed run left; "
+          "reads version, ref, revision, images, every table's rows and checksum and the schema"),
+    Stage("backup", "database and configuration backed up", "nothing", Upgrade.stage_backup,
+          "writes a pg_dump of the database and copies .env, certificates and compose files to the backup folder "
+          "(restored into a scratch database in the same pass)"),
+    Stage("verify_backup", "backup verified by restore", "nothing", Upgrade.stage_verify_backup,
+          "reads the dump back (sha256, pg_restore --list), compares the scratch restore, drops it"),
+    Stage("checkout", "target checked out", "code", Upgrade.stage_checkout,
+          "fetches origin and checks out the target commit, detached"),
+    Stage("build", "target images built while the old version serves", "code", Upgrade.stage_build,
+          "builds the target's images (the old version keeps serving)"),
+    Stage("drain_and_stop", "queued work drained, app containers stopped", "containers", Upgrade.stage_drain_and_stop,
+          "drains the queues and stops the app containers (the database keeps running); dumps the rows written "
+          "since the backup"),
+    Stage("migrate", "database migrated with the new image", "database", Upgrade.stage_migrate,
+          "runs alembic upgrade head with the new image"),
+    Stage("start", "new version started and healthy", "database", Upgrade.stage_start,
+          "starts the new version with compose up (services it dropped are removed as orphans)"),
+    Stage("verify", "post-flight checks and data compared", "database", Upgrade.stage_verify,
+          "nothing: reads health, the API, containers, the revision and every table"),
+    Stage("finish", "lock released, old backups pruned", "nothing", Upgrade.stage_finish,
+          "releases the lock, deletes backups past retention (never the newest)", rolled_back=False),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}

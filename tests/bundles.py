@@ -49,7 +49,7 @@ def check_servicenow(change: dict, summary: dict) -> None:
                   "close_code", "close_notes"):
         assert change[field], field
     assert change["close_code"] in CLOSE_CODES and summary["verdict"] in change["short_description"]
-    assert change["backout_plan"].count("fails -> rollback tier") == len(exports.STAGES)
+    assert change["backout_plan"].count(" fails -> ") == len(exports.STAGES)
 
 
 def official_cdevents_validator(event_type: str) -> jsonschema.Draft202012Validator | None:

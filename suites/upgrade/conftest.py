@@ -9,6 +9,7 @@ import pytest
 
 from plugins.gate import PLAN_KEY, SuitePlan
 from plugins.keys import UPGRADE_KEY
+from plugins.runmode import RESUME, ROLLBACK_TO, mode_of
 from runbook import resume, rollback
 from runbook.journal import Journal
 from runbook.upgrade import STAGES, Settings, Upgrade
@@ -22,22 +23,21 @@ def pytest_configure(config: pytest.Config) -> None:
         preflight_checks=tuple(name for name, check in vars(test_preflight).items()
                                if name.startswith("test_") and callable(check)),
         stages=tuple(f"test_stage[{stage.name}]" for stage in STAGES),
-        own_runs={"rollback_to": "test_rollback_to_recorded_release", "resume": "test_resume_unfinished_run"},
     )
 
 
 @pytest.fixture(scope="session")
 def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upgrade:
-    rollback_to, resuming = pytestconfig.getoption("rollback_to"), pytestconfig.getoption("resume")
-    unfinished = resume.unfinished_run(profile.install_dir) if resuming else None
+    mode = mode_of(pytestconfig)
+    unfinished = resume.unfinished_run(profile.install_dir) if mode.name == RESUME else None
     recorded = unfinished.data if unfinished else {}
     settings = Settings(target=options.resolved_target,
                         ticket=options.ticket or recorded.get("ticket"), backup_dir=options.backup_dir,
                         base_url=options.base_url, frontend_url=options.frontend_url,
                         retention_days=options.backup_retention_days)
-    # The journal of a --rollback-to or --resume run was validated at collection (plugins/rollback.py).
-    if rollback_to:
-        run = rollback.from_journal(profile, docker_client, settings, rollback_to)
+    # The journal of a --rollback-to or --resume run was validated at collection (plugins/runmode.py).
+    if mode.name == ROLLBACK_TO:
+        run = rollback.from_journal(profile, docker_client, settings, mode.rollback_to)
     elif unfinished:
         run = resume.from_unfinished(profile, docker_client, settings, unfinished)
     else:

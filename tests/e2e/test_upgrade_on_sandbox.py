@@ -4,6 +4,7 @@ real failure ends with the old version back, healthy, and every table's checksum
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -31,13 +32,13 @@ def upgrade(pytester: pytest.Pytester, install: Installation, target: str, *extr
                      "--ticket", "CHG-E2E", *extra)
 
 
-def assert_no_secret_anywhere(run: SuiteRun, install: Installation) -> None:
+def assert_no_secret_anywhere(run: SuiteRun, install: Installation, texts_at_least: int = 6) -> None:
     """Every secret .env value, grepped in the terminal output and every file of the report bundle."""
     secrets = [value for name, value in install.env.items() if is_secret_name(name) and len(value) >= 4]
     assert secrets
     texts = {"terminal": run.output, **{path.name: path.read_text(errors="replace")
                                         for path in run.reports.iterdir() if path.is_file()}}
-    assert len(texts) >= 6  # terminal, HTML, JUnit, JSON, ServiceNow export, index (and the CDEvent)
+    assert len(texts) >= texts_at_least  # terminal, HTML, JUnit, JSON, ServiceNow export, index (and the CDEvent)
     leaks = [(where, secret[:4]) for where, text in texts.items() for secret in secrets if secret in text]
     assert not leaks, leaks
 
@@ -375,3 +376,40 @@ def test_rows_written_after_the_backup_survive_the_emergency_restore(pytester: p
     assert_rolled_back(run, baseline, expected, "emergency", "verify")
     with baseline.connect() as conn:
         assert conn.execute("SELECT count(*) FROM users WHERE username LIKE 'late-user-%'").fetchone()[0] == 3
+
+
+def container_start_times(install: Installation) -> dict[str, str]:
+    ids = install.compose("ps", "--all", "--quiet").stdout.split()
+    found = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}}", *ids],
+                           capture_output=True, text=True, check=True, timeout=60).stdout
+    return dict(line.split(" ", 1) for line in found.splitlines())
+
+
+def test_plan_changes_nothing_and_says_how_each_stage_would_be_undone(pytester: pytest.Pytester,
+                                                                     baseline: Installation) -> None:
+    before = snapshot(baseline)
+    started = container_start_times(baseline)
+    backups_before = sorted((baseline.directory / "backups" / "postgres").iterdir())
+    journal_dir = baseline.directory / ".openwatch-upgrade"
+    journal_before = sorted(journal_dir.iterdir()) if journal_dir.exists() else []
+    run = upgrade(pytester, baseline, "v0.2.0", "--plan")
+    assert run.ret == 0, run.output
+    assert run.outcomes == {"test_plan": "passed"}, run.outcomes
+    assert f"PLAN (nothing was changed): upgrade {baseline.directory} from {before['version']}" in run.output
+    assert re.findall(r"^\s+\d+\. (\w+): ", run.output, re.MULTILINE) == [
+        "gate", "lock_and_record", "backup", "verify_backup", "checkout", "build", "drain_and_stop", "migrate",
+        "start", "verify", "finish"]
+    assert f"pre-flight checks ({PREFLIGHT_CHECKS})" in run.output
+    assert "if it fails: rollback tier quick, or full if the database was migrated" in run.output
+    downgrade = f"alembic downgrade {before['revisions'][0]} with the NEW image"
+    assert downgrade not in run.output  # the tier as recorded (quick) is listed, not the escalations
+    assert "if it fails: not rolled back: the new version is verified" in run.output
+    html = Path(run.bundle["artifacts"]["html"]).read_text()
+    assert 'id="plan"' in html and "drain_and_stop" in html and "stop whatever app container runs" in html
+    # Nothing changed: the data, schema, version and ref; no container restarted; no backup, journal or lock.
+    assert snapshot(baseline) == before
+    assert container_start_times(baseline) == started
+    assert sorted((baseline.directory / "backups" / "postgres").iterdir()) == backups_before
+    assert (sorted(journal_dir.iterdir()) if journal_dir.exists() else []) == journal_before
+    assert not (baseline.directory / ".openwatch-upgrade.lock").exists()
+    assert_no_secret_anywhere(run, baseline, texts_at_least=5)  # no change was made: no change-system export

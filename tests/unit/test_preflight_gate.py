@@ -41,7 +41,7 @@ def test_a_check_that_did_not_pass_holds_the_gate(phases: dict | None, why: str)
 
 def _config(outcomes: dict) -> SimpleNamespace:
     config = SimpleNamespace(stash=pytest.Stash())
-    config.stash[PLAN_KEY] = SuitePlan(ROOT / "suites" / "upgrade", CHECKS, ("test_stage[gate]",), {})
+    config.stash[PLAN_KEY] = SuitePlan(ROOT / "suites" / "upgrade", CHECKS, ("test_stage[gate]",))
     config.stash[OUTCOMES_KEY] = outcomes
     return config
 
@@ -74,7 +74,7 @@ def test_outcomes_are_recorded_in_the_session(pytester: pytest.Pytester, monkeyp
         "from plugins.gate import PLAN_KEY, SuitePlan\n"
         "def pytest_configure(config):\n"
         "    checks = ('test_passes', 'test_does_not_apply', 'test_skipped', 'test_fails')\n"
-        "    config.stash[PLAN_KEY] = SuitePlan(Path(__file__).parent, checks, ('test_gate',), {})\n")
+        "    config.stash[PLAN_KEY] = SuitePlan(Path(__file__).parent, checks, ('test_gate',))\n")
     pytester.makepyfile(test_suite=(
         "import pytest\n"
         "from plugins.gate import verify_preflight\n"

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from plugins.bundle import write_bundle
-from runbook import backout, change_record, report_html, report_index, run_summary, schemas
+from runbook.run_record import RunRecord
+from runbook.state import InstallState
+from runbook import backout, change_record, dry_run, exports, report_html, report_index, run_summary, schemas
 from runbook.journal import SCHEMA_VERSION, Journal, migrated, refusal
 from runbook.logtail import notable
 from runbook.redaction import MASK, Redactor
@@ -177,6 +179,10 @@ def test_backout_plan_is_the_rollback_decision_per_stage() -> None:
         ("start", "quick", "full", "emergency"), ("verify", "quick", "full", "emergency"),
         ("finish", "none", "none", "none")]
     assert not plan["backup"].backup_exists and plan["verify_backup"].backup_exists
+    assert not plan["finish"].rolled_back and "not rolled back" in plan["finish"].line()
+    assert backout.tier_actions("full", "0002")[:2] == ["stop the new app containers",
+                                                        "alembic downgrade 0002 with the NEW image"]
+    assert backout.tier_actions("none", "0002") == ["verify restored state"]
     assert ("migrate (database migrated with the new image) fails -> rollback tier quick, or full if the database "
             "was migrated, or emergency if its schema changed outside Alembic; escalating to emergency") in \
         plan["migrate"].line()
@@ -283,3 +289,33 @@ def test_resume_refuses_a_journal_it_cannot_read(pytester: pytest.Pytester, monk
     assert run.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in run.output, run.output
     [line] = [line for line in run.output.splitlines() if line.startswith("ERROR: --resume: ")]
     assert expected in line and str(install / ".openwatch-upgrade" / "journal.json") in line
+
+
+def test_the_plan_lists_every_stage_with_its_change_and_its_undo() -> None:
+    plan = dry_run.build("/opt/openwatch", "0.1.0 (c0ffee)", "v0.2.0 (tag d00d)", "0002",
+                         [("test_backend_reports_healthy", "backend reports healthy")])
+    text = "\n".join(plan.lines())
+    assert text.startswith("PLAN (nothing was changed): upgrade /opt/openwatch from 0.1.0 (c0ffee) to v0.2.0")
+    assert [stage.name for stage in plan.stages] == [stage.name for stage in exports.STAGES]
+    assert all(stage.effect for stage in plan.stages)
+    migrate = next(stage for stage in plan.stages if stage.name == "migrate")
+    assert migrate.undo == backout.tier_actions("quick", "0002")
+    assert "if it fails: rollback tier quick, or full if the database was migrated" in text
+    finish = next(stage for stage in plan.stages if stage.name == "finish")
+    assert finish.undo == [] and "not rolled back" in finish.backout
+    html = report_html.plan_table(plan.to_json())
+    assert html.count("<tr><td>") == len(exports.STAGES) and "test_backend_reports_healthy" in html
+
+
+def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
+    """What --resume and --rollback-to act on, read from a journal-1 (fields a run never reached absent)."""
+    data = journal("UPGRADED")
+    assert not schemas.problems(schemas.JOURNAL, data)
+    data["delta_backup"] = {"dump": "/b/x.since-backup.delta", "sha256": "e" * 64, "size": 9, "tables": ["hosts"],
+                            "seconds": 0.1}
+    record = RunRecord.read(data)
+    assert record.before == InstallState.from_json(data["before"]) and record.at_stop is None
+    assert record.backup.sha256 == "d" * 64 and record.backup.dump.endswith("x.dump")  # its verification left out
+    assert record.delta_backup.tables == ["hosts"]
+    assert record.stages_passed[-3:] == ("start", "verify", "finish")
+    assert RunRecord.read({"schema_version": SCHEMA_VERSION, "stages": []}) == RunRecord()

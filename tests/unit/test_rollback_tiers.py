@@ -13,13 +13,13 @@ import docker.errors
 import psycopg
 import pytest
 
-from runbook import delta_backup
+from runbook import state
 from runbook.backup import BackupRecord
 from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.redaction import Redactor
-from plugins.rollback import describe
+from plugins.outcome import describe
 from runbook.rollback import Rollback, RollbackResult, StateDiffers
 from runbook.schema_fingerprint import capture
 from runbook.shell import CommandError
@@ -129,6 +129,17 @@ def upgrade(tmp_path: Path) -> Iterator[FakeUpgrade]:
     lock.release()
 
 
+def another_run_is_refused(upgrade: FakeUpgrade) -> bool:
+    """The run's lock still held: a second run's attempt to take it is refused."""
+    other = RunLock(upgrade.profile.install_dir)
+    try:
+        other.acquire(None)
+    except Problem:
+        return True
+    other.release()
+    return False
+
+
 def names(result: RollbackResult) -> list[str]:
     return [action["name"] for action in result.actions]
 
@@ -142,7 +153,7 @@ def test_any_exception_in_a_tier_escalates_to_the_emergency_tier(upgrade: FakeUp
     assert [a["ok"] for a in result.actions][:5] == [True, True, True, True, False]
     recorded = Journal.load(upgrade.profile.install_dir).data
     assert recorded["outcome"] == "ROLLED BACK (emergency)" and recorded["rollback"]["tier"] == "emergency"
-    assert not upgrade.lock.held and not upgrade.lock.path.exists()
+    assert not upgrade.lock.path.exists()
 
 
 @pytest.mark.parametrize("failure", ["ImageNotFound", "OperationalError", "TimeoutExpired", "RuntimeError"])
@@ -167,7 +178,7 @@ def test_a_failing_emergency_tier_stops_safe_with_manual_steps_and_keeps_the_loc
     assert rollback.stopped_app == 3  # full tier, emergency tier, then stop-safe
     recorded = Journal.load(upgrade.profile.install_dir).data
     assert recorded["outcome"] == "FAILED - MANUAL ACTION" and recorded["rollback"]["manual_steps"]
-    assert upgrade.lock.held and upgrade.lock.path.exists()  # nobody starts on top until a person looked
+    assert another_run_is_refused(upgrade)  # nobody starts on top until a person looked
 
 
 @pytest.mark.parametrize("failure", ["ImageNotFound", "RuntimeError"])
@@ -179,7 +190,7 @@ def test_without_a_backup_or_a_data_comparison_the_first_failure_stops_safe(upgr
     result = ScriptedRollback(upgrade, failures={"restore_ref": FAILURES[failure]()}).run_tier("ref")
     assert not result.ok and result.tier == "ref" and "<the newest verified dump" in result.manual_steps[4]
     assert Journal.load(upgrade.profile.install_dir).data["outcome"] == "FAILED - MANUAL ACTION"
-    assert upgrade.lock.held
+    assert another_run_is_refused(upgrade)
 
 
 def test_stop_safe_survives_the_app_not_stopping(upgrade: FakeUpgrade) -> None:
@@ -281,9 +292,10 @@ class NoContainers:
 
 
 def test_tables_written_between_the_recording_and_the_stop_are_named() -> None:
-    recorded = {"hosts": {"rows": 2, "checksum": "1"}, "users": {"rows": 5, "checksum": "9"},
-                "scans": {"rows": 0, "checksum": "0"}}
-    at_stop = {"hosts": {"rows": 2, "checksum": "7"}, "users": {"rows": 8, "checksum": "3"},
-               "scans": {"rows": 0, "checksum": "0"}, "job_queue": {"rows": 1, "checksum": "4"}}
-    assert delta_backup.changed_tables(recorded, at_stop) == ["hosts", "job_queue", "users"]
-    assert delta_backup.changed_tables(recorded, recorded) == []
+    recorded = InstallState("0.1.0", "v0.1.0", "c0ffee", "abc123", {}, {}, {
+        "hosts": {"rows": 2, "checksum": "1"}, "users": {"rows": 5, "checksum": "9"}, "scans": {"rows": 0, "checksum": "0"}})
+    at_stop = InstallState("0.1.0", "v0.1.0", "c0ffee", "abc123", {}, {}, {
+        "hosts": {"rows": 2, "checksum": "7"}, "users": {"rows": 8, "checksum": "3"}, "scans": {"rows": 0, "checksum": "0"},
+        "job_queue": {"rows": 1, "checksum": "4"}})
+    assert state.data_differences(recorded, at_stop) == ["hosts", "job_queue", "users"]
+    assert state.data_differences(recorded, recorded) == []

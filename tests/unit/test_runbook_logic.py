@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import alembic_scripts, backup, containers, state, versions
+from runbook import alembic_scripts, backup, backup_checks, containers, state, versions
 from runbook.downtime import outages
 from runbook.errors import Problem
 from runbook.release_checks import LOCK_FILE, no_upgrade_running
@@ -69,7 +69,7 @@ DRIFTED = DatabaseFinding(["0002"], revision_moved=False, schema_differences=["i
     ("gate", AS_RECORDED, "none"), ("backup", AS_RECORDED, "none"), ("verify_backup", AS_RECORDED, "none"),
     ("checkout", AS_RECORDED, "ref"), ("build", AS_RECORDED, "ref"), ("drain_and_stop", AS_RECORDED, "quick"),
     ("migrate", AS_RECORDED, "quick"), ("migrate", MOVED, "full"), ("start", MOVED, "full"),
-    ("verify", MOVED, "full"), ("start", AS_RECORDED, "quick"), ("finish", MOVED, "none"),
+    ("verify", MOVED, "full"), ("start", AS_RECORDED, "quick"),
     # Unreadable: a stage that migrated gets the tier that can undo a migration; others their own.
     ("migrate", None, "full"), ("build", None, "ref"),
 ])
@@ -175,6 +175,22 @@ def test_prune_keeps_the_newest_even_when_old(tmp_path: Path) -> None:
     (tmp_path / "d.dump").touch()
     os.utime(tmp_path / "d.dump", (0, 0))
     assert backup.prune(tmp_path, retention_days=7) == []
+
+
+def test_a_delta_is_no_backup_and_goes_with_the_backup_it_completes(tmp_path: Path) -> None:
+    """The rows written after a backup are a few tables' rows: never counted or kept as the newest
+    backup (one newer than every dump would otherwise be "the newest" and let the last dump go)."""
+    old, new = tmp_path / "pre_upgrade_0.1.0_1.dump", tmp_path / "pre_upgrade_0.2.0_2.dump"
+    files = [(old, 30), (backup.delta_path(old), 30), (new, 20), (backup.delta_path(new), 1),
+             (tmp_path / "pre_upgrade_0.2.0_2.since-backup.dump", 1)]  # as runs before the own suffix named it
+    for path, age_days in files:
+        path.write_bytes(b"x")
+        stamp = path.stat().st_mtime - age_days * 86400
+        os.utime(path, (stamp, stamp))
+    assert backup.delta_path(new).name == "pre_upgrade_0.2.0_2.since-backup.delta"
+    assert [found.path for found in backup_checks.backups(tmp_path)] == [new, old]
+    assert sorted(backup.prune(tmp_path, retention_days=7)) == [old.name, backup.delta_path(old).name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p, _ in files[2:])
 
 
 @pytest.mark.parametrize(("command", "value"), [

@@ -84,7 +84,8 @@ def test_disabling_a_plugin_the_upgrade_needs_is_refused(pytester: pytest.Pytest
 
 @pytest.mark.parametrize("args", [["--target", "v0.2.1"], ["--target", "v0.2.1", "-m", "not slow"],
                                   ["--target", "v0.2.1", "--collect-only"], ["--resume"], ["--rollback-to", "v0.1.0"],
-                                  ["--resume", str(ROOT / "suites" / "upgrade" / "test_30_resume.py")]])
+                                  ["--resume", str(ROOT / "suites" / "upgrade" / "test_30_resume.py")],
+                                  ["--target", "v0.2.1", "--plan"]])
 def test_whole_runs_pass_the_selection_check(pytester: pytest.Pytester, args: list[str]) -> None:
     """The whole upgrade (or the whole of a --resume or --rollback-to run) gets to the install dir check."""
     error = upgrade(pytester, *args)
@@ -93,7 +94,8 @@ def test_whole_runs_pass_the_selection_check(pytester: pytest.Pytester, args: li
 
 
 @pytest.mark.parametrize(("args", "named"), [(["--resume", "-k", "rollback"], "-k"),
-                                             (["--rollback-to", "v0.1.0", "-m", "preflight"], "-m")])
+                                             (["--rollback-to", "v0.1.0", "-m", "preflight"], "-m"),
+                                             (["--target", "v0.2.1", "--plan", "-k", "stage"], "-k")])
 def test_own_runs_are_whole_too(pytester: pytest.Pytester, args: list[str], named: str) -> None:
     error = upgrade(pytester, *args)
     assert error.startswith(f"ERROR: {named}: {REFUSED}; this one leaves out 1 of its 1 tests"), error

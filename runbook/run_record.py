@@ -1,0 +1,38 @@
+"""What an upgrade run records for the runs that act on it later: the rollback in the same run,
+``--resume`` after it died, ``--rollback-to`` once it finished. Written to the journal under these
+field names as the stages go (layout journal-1, ``schemas/journal-1.schema.json``) and read back
+from it here, in one place, by both later runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runbook.backup import BackupRecord
+from runbook.delta_backup import DeltaRecord
+from runbook.state import InstallState
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    before: InstallState | None = None  # as recorded before anything changed
+    at_stop: InstallState | None = None  # the database once every app container was stopped
+    backup: BackupRecord | None = None
+    delta_backup: DeltaRecord | None = None  # rows the app wrote after the backup
+    image_names: dict[str, str] = field(default_factory=dict)  # service -> image name the old release tagged
+    alembic_ini: str | None = None  # the new image's, once it was built
+    stages_passed: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, data: dict) -> RunRecord:
+        """From a journal's content (any journal-1: a field a run did not get to is absent or null)."""
+        def state(key: str) -> InstallState | None:
+            return InstallState.from_json(data[key]) if data.get(key) else None
+
+        backup = data.get("backup")
+        delta = data.get("delta_backup")
+        return cls(
+            before=state("before"), at_stop=state("at_stop"),
+            backup=BackupRecord(**{k: v for k, v in backup.items() if k != "verification"}) if backup else None,
+            delta_backup=DeltaRecord(**delta) if delta else None,
+            image_names=data.get("image_names") or {}, alembic_ini=data.get("alembic_ini"),
+            stages_passed=tuple(stage["name"] for stage in data.get("stages") or [] if stage.get("status") == "passed"))
