@@ -52,8 +52,10 @@ class PrivateEngine:
     netns: str | None = None
 
     def _net(self, command: list[str]) -> list[str]:
-        """``command`` run in the engine's network namespace (as it is, without one)."""
-        return ["ip", "netns", "exec", self.netns, *command] if self.netns else command
+        """``command`` run in the engine's network namespace (as it is, without one). ``nsenter``, not
+        ``ip netns exec``: that one mounts a sysfs of its own over /sys, hiding the cgroup file
+        systems dockerd needs ("Devices cgroup isn't mounted")."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *command] if self.netns else command
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

@@ -107,7 +107,8 @@ class SimulatedHost:
         return self.home / "ssh"
 
     def inside(self, command: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.netns, *command]
+        """In the host's network namespace, with the machine's mounts (see PrivateEngine._net)."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *command]
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.engine.host}
@@ -177,10 +178,12 @@ class SimulatedHost:
                 self.sshd.wait(timeout=10)
         self.sshd = None
 
-    def inventory_line(self, control_key: Path) -> str:
+    def inventory_line(self, control_key: Path, extra: dict[str, str]) -> str:
+        more = "".join(f" {key}={value}" for key, value in extra.items())
         return (f"{self.name} ansible_host={self.address} install_dir={self.install_dir} fleet_home={self.fleet_home} "
-                f"ticket_suffix=-{self.name} ansible_ssh_private_key_file={control_key} "
-                f"suite_environment='{json.dumps({'DOCKER_HOST': self.engine.host})}'")
+                f"ansible_remote_tmp={self.fleet_home / '.ansible-tmp'} ticket_suffix=-{self.name} "
+                f"ansible_ssh_private_key_file={control_key} "
+                f"suite_environment='{json.dumps({'DOCKER_HOST': self.engine.host})}'{more}")
 
 
 def firewall_rules(networks: list[ipaddress.IPv4Network]) -> list[tuple[str, list[str]]]:
@@ -321,12 +324,14 @@ class Bed:
             found[name] = json.loads(out)
         return found
 
-    def inventory(self, hosts: list[SimulatedHost] | None = None) -> Path:
+    def inventory(self, host_vars: dict[str, dict[str, str]] | None = None) -> Path:
+        """An INI inventory of every host; ``host_vars`` adds variables to some (a fault target)."""
         path = self.home / "control" / "inventory.ini"
         ssh_args = (f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
                     f"-o ConnectTimeout=5 -o ControlMaster=no")
         path.write_text("\n".join([
-            "[openwatch]", *(host.inventory_line(self.control_key) for host in hosts or self.hosts), "",
+            "[openwatch]", *(host.inventory_line(self.control_key, (host_vars or {}).get(host.name, {}))
+                             for host in self.hosts), "",
             "[openwatch:vars]", "ansible_user=root", "ansible_python_interpreter=/usr/bin/python3",
             f"ansible_ssh_common_args='{ssh_args}'", "",
         ]))
