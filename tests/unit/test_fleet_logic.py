@@ -114,3 +114,26 @@ def test_playbooks_parse(playbook: str) -> None:
     proc = subprocess.run([str(ansible), "--syntax-check", "-i", "localhost,", playbook], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
+    """The simulated hosts' veth /30s are inside 10.216/16, never an engine's network or the host's."""
+
+    from sandbox.engine import PrivateEngine
+    from tests.fleet.bed import BED_RANGE, SimulatedHost, firewall_rules
+
+    hosts = [SimulatedHost(name, index, Path("/nonexistent") / name) for index, name in
+             enumerate(("fleeta", "fleetb", "fleetc", "fleetd"), start=1)]
+    networks = [host.network for host in hosts]
+    assert all(network.subnet_of(BED_RANGE) for network in networks)
+    assert len(set(networks)) == len(networks)
+    for host in hosts:
+        assert all(not own.overlaps(BED_RANGE) for own in host.engine.networks)
+        assert host.engine.netns == host.netns and len(host.veth_outside) <= 15
+        assert host.inside(["true"])[:2] == ["nsenter", f"--net=/run/netns/{host.netns}"]
+    assert PrivateEngine("fleeta", netns="owf-fleeta")._net(["iptables", "-S"])[0] == "nsenter"
+    assert PrivateEngine("fleeta")._net(["iptables", "-S"]) == ["iptables", "-S"]
+    rules = [" ".join(rule) for _, rule in firewall_rules(networks)]
+    for network in networks:  # private ranges refused before anything is accepted
+        refused = rules.index(f"-s {network} -d 10.0.0.0/8 -j REJECT")
+        assert refused < rules.index(f"-s {network} -j ACCEPT")
