@@ -43,19 +43,24 @@ def build_archive(out_dir: Path, root: Path = ROOT) -> Path:
             for name in names:
                 tar.add(root / name, arcname=f"{archive.name.removesuffix('.tar.gz')}/{name}")
         partial.rename(archive)
+        for older in out_dir.glob(f"{ARCHIVE_PREFIX}-*.tar.gz"):
+            if older != archive:
+                older.unlink()
     return archive
 
 
 def build_wheelhouse(out_dir: Path, requirements: Path = ROOT / "requirements.txt") -> Path:
     """``<out_dir>/wheelhouse-<digest>.tar``: the wheels ``requirements`` resolves to for this
-    platform, downloaded once per requirements content."""
+    platform, made once per requirements content."""
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
     tarball = out_dir / f"wheelhouse-{digest}.tar"
     if tarball.exists():
         return tarball
     wheels = out_dir / f"wheelhouse-{digest}"
-    run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--only-binary", ":all:", "--dest", str(wheels), "--requirement", str(requirements)], timeout=900)
+    # pip wheel, not pip download: a requirement published only as an sdist (pytest-dependency) is
+    # built into a wheel here, once, so a host never needs a compiler or an index.
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--wheel-dir", str(wheels), "--requirement", str(requirements)], timeout=900)
     partial = tarball.with_suffix(".partial")
     with tarfile.open(partial, "w") as tar:
         tar.add(wheels, arcname="wheelhouse")
