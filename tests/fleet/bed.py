@@ -15,9 +15,11 @@ images' data-roots), and is gone with ``ip netns delete``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -124,8 +126,24 @@ class SimulatedHost:
         run(self.inside(["ip", "link", "set", "lo", "up"]))
         run(self.inside(["ip", "route", "add", "default", "via", self.gateway]))
 
+    def processes(self) -> list[int]:
+        proc = run(["ip", "netns", "pids", self.netns], check=False)
+        return [int(pid) for pid in proc.stdout.split()] if proc.returncode == 0 else []
+
+    def end_processes(self) -> None:
+        """What still runs in the namespace once sshd and dockerd are stopped: SSH sessions Ansible's
+        ControlPersist keeps open (their server side would outlive the namespace)."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in self.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
     def delete_network(self) -> None:
         if run(["ip", "netns", "pids", self.netns], check=False).returncode == 0:
+            self.end_processes()
             run(["ip", "netns", "delete", self.netns])
         if run(["ip", "link", "show", self.veth_outside], check=False).returncode == 0:
             run(["ip", "link", "delete", self.veth_outside])
@@ -298,7 +316,7 @@ class Bed:
             if proc.wait(timeout=1800) != 0:
                 raise RuntimeError(f"{host.name}: sandbox up failed; see {host.home / 'install.log'}")
             run([python, "-m", "sandbox", "prepare", "--dir", str(host.install_dir), "--target", prepare_for], cwd=ROOT)
-            self.hostctl(host, "save", str(host.home / "baseline.dump"))
+            self.hostctl(host, "save", str(host.install_dir), str(host.home / "baseline.dump"))
         self.timings["install_s"] = time.monotonic() - started
 
     def hostctl(self, host: SimulatedHost, *args: str) -> dict:
@@ -356,7 +374,7 @@ class Bed:
         namespaces = run(["ip", "netns", "list"]).stdout
         for host in self.hosts:
             if host.netns in namespaces:
-                left.append(f"network namespace {host.netns}")
+                left.append(f"network namespace {host.netns} (processes {host.processes()})")
             if run(["ip", "link", "show", host.veth_outside], check=False).returncode == 0:
                 left.append(f"veth {host.veth_outside}")
             if host.engine.running_pid() is not None:

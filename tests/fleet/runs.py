@@ -42,7 +42,8 @@ def play(bed: Bed, playbook: str, *, run_id: str | None = None, forks: int = 3,
     reports = bed.home / "reports"
     extra = {"run_id": run_id, "fleet_reports": str(reports), **run_vars}
     env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(bed.home / "control" / "ansible-tmp"),
-           "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
+           "ANSIBLE_HOST_KEY_CHECKING": "True",
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(bed.home / "control" / "cp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
     started = time.monotonic()
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "fleet" / playbook),
                            "-i", str(bed.inventory(host_vars)), "-f", str(forks), "-e", json.dumps(extra)],
