@@ -95,7 +95,8 @@ def record(run_dir: Path, host: str, *, phase: str, invocation: str, exit_status
         "attempts": [*(previous or {}).get("attempts", []), {"invocation": invocation, "phase": phase, "status": status}],
     }
     if phase == "rollback" and previous is not None:  # what the upgrade did stays readable beside the undo
-        result["upgrade"] = {key: previous.get(key) for key in ("status", "from_version", "target", "started", "finished")}
+        result["upgrade"] = {key: previous.get(key) for key in ("status", "from_version", "target", "started", "finished",
+                                                               "recorded")}
     write_json(host_dir / RESULT_FILE, result)
     return result
 

@@ -125,7 +125,7 @@ def test_unreachable_host_then_resume_upgrades_only_it(fresh: Bed) -> None:
     host_c = fresh.host("fleetc")
     host_c.stop_sshd()
     try:
-        first = upgrade(fresh, waves=[1, "100%"], max_failed=1)
+        first = upgrade(fresh, waves=["100%"], max_failed=1)
     finally:
         host_c.start_sshd(fresh_openssh())
     assert first.returncode != 0
@@ -135,7 +135,7 @@ def test_unreachable_host_then_resume_upgrades_only_it(fresh: Bed) -> None:
     earlier = {host: first.journal(host)["run_id"] for host in ("fleeta", "fleetb")}
     assert_untouched(fresh, "fleetc", fresh.probe())
 
-    second = upgrade(fresh, waves=[1, "100%"], max_failed=1, run_id=first.run_dir.name)
+    second = upgrade(fresh, waves=["100%"], max_failed=1, run_id=first.run_dir.name)
     assert second.returncode == 0, second.output[-3000:]
     assert second.status() == dict.fromkeys(HOST_ENGINES, "upgraded")
     assert {host: second.journal(host)["run_id"] for host in ("fleeta", "fleetb")} == earlier  # left alone
@@ -151,7 +151,8 @@ def fresh_openssh() -> Path:
 
 
 def test_wave_two_failure_within_budget(fresh: Bed) -> None:
-    result = upgrade(fresh, waves=[1, 1, "100%"], max_failed=1, host_vars={"fleetb": FAULT})
+    # Wave 2 is fleetb and fleetc side by side: fleetb's failure stops neither fleetc nor the run.
+    result = upgrade(fresh, waves=[1, "100%"], max_failed=1, host_vars={"fleetb": FAULT})
     assert result.returncode != 0
     assert result.status() == {"fleeta": "upgraded", "fleetb": "failed", "fleetc": "upgraded"}
     row = next(row for row in result.summary["hosts"] if row["host"] == "fleetb")
@@ -164,13 +165,17 @@ def test_wave_two_failure_within_budget(fresh: Bed) -> None:
 
 
 def test_budget_exceeded_rolls_back_all_in_reverse(fresh: Bed) -> None:
-    result = upgrade(fresh, waves=[1, 1, 1], max_failed=0, rollback_policy="all", host_vars={"fleetc": FAULT})
+    # Canary wave of two (fleeta, fleetb side by side), then fleetc fails: 1 failure > budget 0.
+    result = upgrade(fresh, waves=[2, 1], max_failed=0, rollback_policy="all", host_vars={"fleetc": FAULT})
     assert result.returncode != 0
     assert result.status() == {"fleeta": "rolled-back-by-fleet", "fleetb": "rolled-back-by-fleet", "fleetc": "failed"}
     assert "failure budget exceeded" in result.summary["stopped"]["reason"]
-    journals = {host: result.journal(host) for host in ("fleeta", "fleetb")}
-    # The journal fetched last is the --rollback-to run's: fleetb (upgraded last) undone first.
-    assert journals["fleetb"]["finished_epoch"] < journals["fleeta"]["started_epoch"]
+    rows = {row["host"]: row for row in result.summary["hosts"]}
+    last_upgraded, first_upgraded = sorted(("fleeta", "fleetb"), key=lambda host: rows[host]["upgrade"]["recorded"],
+                                           reverse=True)
+    # Rolled back one at a time, the one upgraded last first (each recorded once its --rollback-to ran).
+    assert rows[last_upgraded]["recorded"] < rows[first_upgraded]["recorded"]
+    assert all(result.journal(host)["outcome"].startswith("ROLLED BACK") for host in ("fleeta", "fleetb"))
     now = fresh.probe()
     for host in HOST_ENGINES:
         assert_untouched(fresh, host, now)
