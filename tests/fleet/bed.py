@@ -145,8 +145,8 @@ class SimulatedHost:
         if run(["ip", "netns", "pids", self.netns], check=False).returncode == 0:
             self.end_processes()
             run(["ip", "netns", "delete", self.netns])
-        if run(["ip", "link", "show", self.veth_outside], check=False).returncode == 0:
-            run(["ip", "link", "delete", self.veth_outside])
+        # Deleting the namespace deletes the pair, asynchronously: this one may be gone by now.
+        run(["ip", "link", "delete", self.veth_outside], check=False)
 
     def write_sshd_config(self, control_public_key: str, sftp_server: Path) -> Path:
         self.ssh_dir.mkdir(parents=True, exist_ok=True)
@@ -356,18 +356,24 @@ class Bed:
         return path
 
     def tear_down(self) -> list[str]:
-        """Remove everything; return what is still there (the fixture asserts it is nothing)."""
+        """Remove everything, each step tried whatever the others did; return what failed or is still
+        there (the fixture asserts it is nothing)."""
+        failed = []
         for host in self.hosts:
+            steps = [host.stop_sshd, host.engine.stop, host.delete_network]
             if host.install_dir.exists() and host.engine.running_pid() is not None:
-                run(host.inside([sys.executable, "-m", "sandbox", "down", "--dir", str(host.install_dir),
-                                 "--engine", host.engine_name]), cwd=ROOT, env=host.environment(), check=False)
-            host.stop_sshd()
-            host.engine.stop()
-            host.delete_network()
+                steps.insert(0, lambda host=host: run(host.inside([
+                    sys.executable, "-m", "sandbox", "down", "--dir", str(host.install_dir), "--engine", host.engine_name]),
+                    cwd=ROOT, env=host.environment()))
+            for step in steps:
+                try:
+                    step()
+                except Exception as error:  # noqa: BLE001 - the other steps must still run
+                    failed.append(f"{host.name}: {error}")
         close_firewall()
-        if self.created_privsep_dir:
+        if self.created_privsep_dir and PRIVSEP_DIR.exists():
             PRIVSEP_DIR.rmdir()
-        return self.leftovers()
+        return failed + self.leftovers()
 
     def leftovers(self) -> list[str]:
         left = []
