@@ -291,6 +291,9 @@ class Bed:
         for host in self.hosts:
             host.create_network()
             host.engine.start()
+            left = host.engine.remove_leftovers()  # an interrupted earlier run's containers, kept in the data-root
+            if left:
+                progress(f"fleet bed: {host.name}: removed what an interrupted run left: {', '.join(left)}")
             host.write_sshd_config(public, openssh / "usr" / "lib" / "openssh" / "sftp-server")
             host.start_sshd(openssh)
         self.known_hosts.write_text("".join(host.host_key_line() for host in self.hosts))
@@ -314,7 +317,8 @@ class Bed:
                                                  stdin=subprocess.DEVNULL)))
         for host, proc in procs:
             if proc.wait(timeout=1800) != 0:
-                raise RuntimeError(f"{host.name}: sandbox up failed; see {host.home / 'install.log'}")
+                tail = (host.home / "install.log").read_text(errors="replace").splitlines()[-8:]
+                raise RuntimeError(f"{host.name}: sandbox up failed: {' | '.join(tail)}")
             run([python, "-m", "sandbox", "prepare", "--dir", str(host.install_dir), "--target", prepare_for], cwd=ROOT)
             self.hostctl(host, "save", str(host.install_dir), str(host.home / "baseline.dump"))
         self.timings["install_s"] = time.monotonic() - started
