@@ -79,9 +79,10 @@ def record(run_dir: Path, host: str, *, phase: str, invocation: str, exit_status
     suite = {"audit": "postflight"}.get(phase, "upgrade")
     bundle = None if unreached else latest_bundle(host_dir, suite)
     status = UNREACHED if unreached else status_of(phase, int(exit_status or 0), bundle)
+    reason = redact(unreached) if unreached else reason_of(bundle, exit_status)
     result = {
         "host": host, "phase": phase, "invocation": invocation, "status": status,
-        "exit_status": exit_status, "reason": redact(unreached) if unreached else reason_of(bundle, exit_status),
+        "exit_status": exit_status, "reason": reason,
         "recorded": time.time(),
         "outcome": bundle.get("outcome") if bundle else None,
         "from_version": bundle.get("from_version") if bundle else None,
@@ -92,7 +93,8 @@ def record(run_dir: Path, host: str, *, phase: str, invocation: str, exit_status
         "started": bundle.get("started") if bundle else None,
         "finished": bundle.get("finished") if bundle else None,
         "report": report_link(host_dir, bundle),
-        "attempts": [*(previous or {}).get("attempts", []), {"invocation": invocation, "phase": phase, "status": status}],
+        "attempts": [*(previous or {}).get("attempts", []),
+                     {"invocation": invocation, "phase": phase, "status": status, "reason": reason}],
     }
     if phase == "rollback" and previous is not None:  # what the upgrade did stays readable beside the undo
         result["upgrade"] = {key: previous.get(key) for key in ("status", "from_version", "target", "started", "finished",
