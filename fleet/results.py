@@ -138,7 +138,7 @@ def done_earlier(run_dir: Path, host: str) -> bool:
 
 def budget_stop(run_dir: Path, hosts: list[str], invocation: str, *, max_failed: int, canary: int) -> Stop | None:
     """Whether to start no further host: the fleet-wide budget (failures of this attempt, all batches
-    together) is exceeded, or a canary failed (the first ``canary`` hosts this attempt finished)."""
+    together) is exceeded, or a canary failed (the first ``canary`` hosts this attempt finished; 0: no canary)."""
     mine = sorted((found for found in results(run_dir, hosts).values()
                    if found is not None and found["invocation"] == invocation and found["phase"] == "upgrade"),
                   key=lambda found: found["recorded"])
