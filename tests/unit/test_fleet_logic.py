@@ -57,6 +57,7 @@ def test_a_failed_canary_stops_the_run(tmp_path: Path) -> None:
     finish(tmp_path, "a", "ROLLED BACK (quick)", "i1")
     stop = results.budget_stop(tmp_path, ["a", "b", "c"], "i1", max_failed=5, canary=1)
     assert stop is not None and "canary a failed" in stop.reason
+    assert results.budget_stop(tmp_path, ["a", "b", "c"], "i1", max_failed=5, canary=0) is None  # one wave: no canary
 
 
 def test_budget_is_fleet_wide_and_per_attempt(tmp_path: Path) -> None:
