@@ -109,8 +109,9 @@ def reason_of(bundle: dict | None, exit_status: int | None) -> str | None:
     stage = bundle.get("failed_stage")
     if stage:
         return f"{bundle.get('outcome')}: stage {stage['name']} failed: {stage['reason']}"
-    failed = [test["name"] for test in bundle.get("tests", []) if test.get("outcome") == "failed"]
-    return f"failed: {', '.join(failed[:5])}" if failed else None
+    failed = [f"{test['nodeid'].rpartition('::')[2]}: {test.get('message') or 'failed'}"
+              for test in bundle.get("tests", []) if test.get("outcome") == "failed"]
+    return "; ".join(failed[:5]) if failed else None
 
 
 def report_link(host_dir: Path, bundle: dict | None) -> str | None:

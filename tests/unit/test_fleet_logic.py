@@ -48,6 +48,19 @@ def test_unreached_reason_is_kept_and_masked(tmp_path: Path) -> None:
     assert "hunter22" not in json.dumps(found) and "refused" in found["reason"]
 
 
+def test_audit_result_names_the_failed_checks(tmp_path: Path) -> None:
+    host_dir = tmp_path / "a"
+    host_dir.mkdir()
+    (host_dir / "no-ticket_postflight_20260101T000000.json").write_text(json.dumps({
+        "schema": "openwatch-upgrade-suite/report", "outcome": "FAILED", "tests": [
+            {"nodeid": "suites/postflight/test_postflight.py::test_every_container_running_and_healthy",
+             "outcome": "failed", "message": "openwatch-worker is exited"},
+            {"nodeid": "suites/postflight/test_postflight.py::test_health", "outcome": "passed"}]}))
+    found = results.record(tmp_path, "a", phase="audit", invocation="i1", exit_status=1)
+    assert found["status"] == "unhealthy"
+    assert found["reason"] == "test_every_container_running_and_healthy: openwatch-worker is exited"
+
+
 def finish(run_dir: Path, host: str, outcome: str, invocation: str) -> None:
     bundle(run_dir / host, outcome=outcome, stamp=f"2026010{len(list(run_dir.iterdir()))}T000000")
     results.record(run_dir, host, phase="upgrade", invocation=invocation, exit_status=0 if outcome == "UPGRADED" else 1)
