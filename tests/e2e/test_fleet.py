@@ -16,7 +16,8 @@ import pytest
 from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import releases
-from tests.fleet.bed import Bed
+from sandbox.installation import parse_env
+from tests.fleet.bed import Bed, openssh_root
 from tests.fleet.runs import FleetRun, play
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
@@ -104,7 +105,6 @@ def test_waves_canary_alone_first(fresh: Bed) -> None:
 
 
 def _secrets(install_dir: Path) -> dict[str, str]:
-    from sandbox.installation import parse_env
     return {name: value for name, value in parse_env(install_dir / ".env").items()
             if any(word in name for word in ("PASSWORD", "SECRET", "KEY")) and len(value) >= 8}
 
@@ -127,7 +127,7 @@ def test_unreachable_host_then_resume_upgrades_only_it(fresh: Bed) -> None:
     try:
         first = upgrade(fresh, waves=["100%"], max_failed=1)
     finally:
-        host_c.start_sshd(fresh_openssh())
+        host_c.start_sshd(openssh_root())
     assert first.returncode != 0
     assert first.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
     reason = next(row["reason"] for row in first.summary["hosts"] if row["host"] == "fleetc")
@@ -143,11 +143,6 @@ def test_unreachable_host_then_resume_upgrades_only_it(fresh: Bed) -> None:
     now = fresh.probe()
     for host in HOST_ENGINES:
         assert_upgraded(fresh, host, now)
-
-
-def fresh_openssh() -> Path:
-    from tests.fleet.bed import openssh_root
-    return openssh_root()
 
 
 def test_wave_two_failure_within_budget(fresh: Bed) -> None:
