@@ -17,10 +17,10 @@ TEST_WORKERS ?= 2
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt fleet/requirements.txt
 	bash sandbox/setup-host.sh
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r fleet/requirements.txt
 	touch $@
 
 # The engine binaries only (the tests start their own daemon).

@@ -47,6 +47,15 @@ class PrivateEngine:
     """One private ``dockerd``, named; its addresses and ports follow from the name's slot."""
 
     name: str
+    # A network namespace to run the daemon in (a simulated remote host of the fleet tests): its bridge,
+    # firewall chain and published ports are then that namespace's, not the machine's.
+    netns: str | None = None
+
+    def _net(self, command: list[str]) -> list[str]:
+        """``command`` run in the engine's network namespace (as it is, without one). ``nsenter``, not
+        ``ip netns exec``: that one mounts a sysfs of its own over /sys, hiding the cgroup file
+        systems dockerd needs ("Devices cgroup isn't mounted")."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *command] if self.netns else command
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -194,7 +203,7 @@ class PrivateEngine:
         ]
         with self.log.open("ab") as log:
             # A session of its own: a Ctrl-C in the test terminal must not kill the engine under a rollback.
-            subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            subprocess.Popen(self._net(command), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = started + START_DEADLINE_S
         while time.monotonic() < deadline:
             if self.answers():
@@ -222,8 +231,8 @@ class PrivateEngine:
                 time.sleep(0.2)
             if self.running_pid() is not None:
                 os.kill(pid, signal.SIGKILL)
-        if run(["ip", "link", "show", self.bridge], check=False).returncode == 0:
-            run(["ip", "link", "delete", self.bridge])
+        if run(self._net(["ip", "link", "show", self.bridge]), check=False).returncode == 0:
+            run(self._net(["ip", "link", "delete", self.bridge]))
         self._close_firewall()
 
     def remove_leftovers(self) -> list[str]:
@@ -242,11 +251,11 @@ class PrivateEngine:
         return path
 
     def _create_bridge(self) -> None:
-        if run(["ip", "link", "show", self.bridge], check=False).returncode != 0:
-            run(["ip", "link", "add", self.bridge, "type", "bridge"])
-            run(["ip", "address", "add", f"{self.bridge_network[1]}/{self.bridge_network.prefixlen}",
-                 "dev", self.bridge])
-        run(["ip", "link", "set", self.bridge, "up"])
+        if run(self._net(["ip", "link", "show", self.bridge]), check=False).returncode != 0:
+            run(self._net(["ip", "link", "add", self.bridge, "type", "bridge"]))
+            run(self._net(["ip", "address", "add", f"{self.bridge_network[1]}/{self.bridge_network.prefixlen}",
+                           "dev", self.bridge]))
+        run(self._net(["ip", "link", "set", self.bridge, "up"]))
 
     @property
     def networks(self) -> tuple[ipaddress.IPv4Network, ...]:
@@ -284,21 +293,21 @@ class PrivateEngine:
     def _open_firewall(self) -> None:
         self._close_firewall()
         for table, hook in (("filter", "FORWARD"), ("nat", "POSTROUTING")):
-            run(["iptables", "-t", table, "-N", self.chain])
-            run(["iptables", "-t", table, "-I", hook, "1", "-j", self.chain])
+            run(self._net(["iptables", "-t", table, "-N", self.chain]))
+            run(self._net(["iptables", "-t", table, "-I", hook, "1", "-j", self.chain]))
         for table, chain, rule in self._firewall_rules():
-            run(["iptables", "-t", table, "-A", chain, *rule])
+            run(self._net(["iptables", "-t", table, "-A", chain, *rule]))
         # Docker enables forwarding when it starts with iptables; this engine has to do it itself.
-        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+        run(self._net(["sysctl", "--quiet", "--write", "net.ipv4.ip_forward=1"]))
 
     def _close_firewall(self) -> None:
         """Remove this engine's chains (also those a killed earlier run left); nothing else is touched."""
         for table, hook in (("filter", "FORWARD"), ("nat", "POSTROUTING")):
             for _ in range(10):  # one jump per start; more only if several runs were killed in a row
-                if run(["iptables", "-t", table, "-D", hook, "-j", self.chain], check=False).returncode != 0:
+                if run(self._net(["iptables", "-t", table, "-D", hook, "-j", self.chain]), check=False).returncode != 0:
                     break
-            if run(["iptables", "-t", table, "-F", self.chain], check=False).returncode == 0:
-                run(["iptables", "-t", table, "-X", self.chain])
+            if run(self._net(["iptables", "-t", table, "-F", self.chain]), check=False).returncode == 0:
+                run(self._net(["iptables", "-t", table, "-X", self.chain]))
 
     def own_devices(self) -> set[str]:
         """The bridge and the bridges of this engine's networks (kept in its data-root across runs, so a
@@ -309,7 +318,7 @@ class PrivateEngine:
     def _check_addresses_free(self) -> None:
         """Refuse addresses the host routes to a device not this engine's (another engine, a VPN)."""
         own = self.own_devices()
-        for line in run(["ip", "-4", "-o", "route", "show"]).stdout.splitlines():
+        for line in run(self._net(["ip", "-4", "-o", "route", "show"])).stdout.splitlines():
             destination, _, rest = line.partition(" ")
             device = f" {rest}".split(" dev ", 1)[1].split()[0] if " dev " in f" {rest}" else ""
             if destination == "default" or device in own:

@@ -1,0 +1,101 @@
+"""Benchmark: the fleet layer on the simulated hosts of the fleet tests (tests/fleet/bed.py).
+
+    OPENWATCH_TEST_ENGINE=fleetu .venv/bin/python -m bench.fleet
+
+Measures, on three hosts upgraded v0.1.0 -> v0.2.0:
+- the wall time of one host's upgrade run locally on that host (the suite alone, no fleet layer);
+- a fleet audit at concurrency 3 first (it installs the suite on every host: the cold part);
+- the fleet's wall time with concurrency 1 (``-f 1``) and 3 (``-f 3``), one wave of 100%, the hosts'
+  venvs already made (a warm run), and their ratio;
+- the per-host overhead the fleet layer adds to a warm run: (fleet wall at concurrency 1 - sum of
+  the local runs) / hosts.
+Prints JSON and writes it to bench/results/. Never run by the tests (speed is not asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runbook.shell import progress
+from sandbox import engine as engines
+from sandbox import images, releases
+from tests.fleet.bed import ROOT, Bed
+from tests.fleet.runs import play
+
+HOST_ENGINES = ("fleeta", "fleetb", "fleetc")
+TARGET = "v0.2.0"
+
+
+def local_run(bed: Bed, name: str) -> float:
+    """The upgrade suite run on the host itself (in its namespace, at its engine), as an operator would."""
+    host = bed.host(name)
+    started = time.monotonic()
+    proc = subprocess.run(host.inside([sys.executable, "-m", "pytest", "suites/upgrade", "--install-dir",
+                                       str(host.install_dir), "--target", TARGET, "--ticket", "BENCH",
+                                       "--reports-dir", str(bed.home / "local-reports"), "-q", "-o", "log_cli=false",
+                                       "-p", "no:cacheprovider"]),
+                          cwd=ROOT, env=host.environment(), capture_output=True, text=True, timeout=1800)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"local upgrade on {name} failed:\n{proc.stdout[-2000:]}")
+    return seconds
+
+
+def fleet_run(bed: Bed, forks: int) -> float:
+    result = play(bed, "upgrade.yml", forks=forks, target=TARGET, ticket="BENCH", waves=["100%"])
+    if result.returncode != 0:
+        raise RuntimeError(f"fleet run -f {forks} failed:\n{result.output[-3000:]}")
+    return result.seconds
+
+
+def main() -> int:
+    figures: dict[str, float] = {}
+    with engines.from_environment("fleetu").serving() as engine, tempfile.TemporaryDirectory(prefix="fleet-bench-") as home:
+        images.ensure_all()
+        releases.ensure_origin()
+        bed = Bed(Path(home), HOST_ENGINES, images_from=engine)
+        try:
+            bed.up()
+            bed.install(releases.OLDEST.tag, prepare_for=TARGET)
+            figures.update({f"bed_{key}": value for key, value in bed.timings.items()})
+            local = []
+            for name in HOST_ENGINES:
+                local.append(local_run(bed, name))
+            figures["local_run_s_mean"] = sum(local) / len(local)
+            bed.reset()
+            # The audit installs the suite on every host (venv, offline pip install): the fleet runs
+            # below are warm, as every run after an operator's first one is.
+            started = time.monotonic()
+            audit = play(bed, "audit.yml", forks=3)
+            figures["fleet_audit_cold_install_f3_s"] = time.monotonic() - started
+            if audit.returncode != 0:
+                raise RuntimeError(f"fleet audit failed:\n{audit.output[-3000:]}")
+            figures["fleet_f1_warm_s"] = fleet_run(bed, 1)
+            bed.reset()
+            figures["fleet_f3_warm_s"] = fleet_run(bed, 3)
+            progress(f"fleet bench: {figures}")
+        finally:
+            left = bed.tear_down()
+            if left:
+                raise RuntimeError(f"the bed left: {left}")
+    hosts = len(HOST_ENGINES)
+    figures["ratio_f1_over_f3"] = figures["fleet_f1_warm_s"] / figures["fleet_f3_warm_s"]
+    figures["per_host_overhead_warm_s"] = (figures["fleet_f1_warm_s"] - sum(local)) / hosts
+    output = {"bench": "fleet", "hosts": hosts, "target": TARGET, "machine": platform.node(),
+              "cpus": os.cpu_count(), "figures": {key: round(value, 2) for key, value in figures.items()},
+              "per_host_overhead_target_s": 20.0}
+    path = ROOT / "bench" / "results" / f"fleet_{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(output, indent=2))
+    print(json.dumps(output, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""A fleet run's per-host results on the control node, under ``reports/fleet/<run id>/<host>/``.
+
+Each host's ``result.json`` is written once per attempt by the playbook (through ``python -m
+fleet record``) from the bundle it fetched back; everything else (the budget, resume, the
+roll-back-all order, the summary) reads those files, so a resumed run with the same run id sees what
+the earlier one did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbook.redaction import Redactor
+
+RESULT_FILE = "result.json"
+STOP_FILE = "stop.json"
+UPGRADED = "upgraded"
+AT_TARGET = "at-target"  # a resumed run found it done by an earlier attempt
+FAILED = "failed"
+UNREACHED = "failed-unreached"
+ROLLED_BACK_BY_FLEET = "rolled-back-by-fleet"
+NOT_STARTED = "not-started"
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+GOOD = frozenset({UPGRADED, AT_TARGET, HEALTHY})
+FAILURES = frozenset({FAILED, UNREACHED, UNHEALTHY})
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why no further host is started."""
+
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"reason": self.reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically (hosts of a batch record at the same time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(temporary, path)
+
+
+def latest_bundle(host_dir: Path, suite: str) -> dict | None:
+    """The newest run summary of ``suite`` the host's bundle holds (plugins/bundle.py names them
+    ``<ticket>_<suite>_<time>.json``)."""
+    for path in sorted(host_dir.glob(f"*_{suite}_*.json"), reverse=True):
+        if path.name.endswith((".servicenow.json", ".cdevent.json")):
+            continue
+        data = json.loads(path.read_text())
+        if data.get("schema") == "openwatch-upgrade-suite/report":
+            return data
+    return None
+
+
+def status_of(phase: str, exit_status: int, bundle: dict | None) -> str:
+    if phase == "audit":
+        return HEALTHY if exit_status == 0 and bundle is not None else UNHEALTHY
+    if bundle is not None and exit_status == 0 and bundle.get("outcome") == "UPGRADED":
+        return UPGRADED
+    if phase == "rollback" and exit_status == 0:
+        return ROLLED_BACK_BY_FLEET
+    return FAILED
+
+
+def record(run_dir: Path, host: str, *, phase: str, invocation: str, exit_status: int | None = None,
+           unreached: str | None = None, redact: Redactor | None = None) -> dict:
+    """Write the host's result of this attempt (from the bundle fetched into its folder) and return it."""
+    redact = redact or Redactor()
+    host_dir = run_dir / host
+    previous = read_result(run_dir, host)
+    suite = {"audit": "postflight"}.get(phase, "upgrade")
+    bundle = None if unreached else latest_bundle(host_dir, suite)
+    status = UNREACHED if unreached else status_of(phase, int(exit_status or 0), bundle)
+    reason = redact(unreached) if unreached else reason_of(bundle, exit_status)
+    result = {
+        "host": host, "phase": phase, "invocation": invocation, "status": status,
+        "exit_status": exit_status, "reason": reason,
+        "recorded": time.time(),
+        "outcome": bundle.get("outcome") if bundle else None,
+        "from_version": bundle.get("from_version") if bundle else None,
+        "from_ref": ((bundle or {}).get("change") or {}).get("git_ref", {}).get("before"),
+        "target": bundle.get("target") if bundle else None,
+        "downtime_s": ((bundle or {}).get("downtime") or {}).get("downtime_total_s"),
+        "rollback_tier": ((bundle or {}).get("rollback") or {}).get("tier"),
+        "started": bundle.get("started") if bundle else None,
+        "finished": bundle.get("finished") if bundle else None,
+        "report": report_link(host_dir, bundle),
+        "attempts": [*(previous or {}).get("attempts", []),
+                     {"invocation": invocation, "phase": phase, "status": status, "reason": reason}],
+    }
+    if phase == "rollback" and previous is not None:  # what the upgrade did stays readable beside the undo
+        result["upgrade"] = {key: previous.get(key) for key in ("status", "from_version", "target", "started", "finished",
+                                                               "recorded")}
+    write_json(host_dir / RESULT_FILE, result)
+    return result
+
+
+def reason_of(bundle: dict | None, exit_status: int | None) -> str | None:
+    if bundle is None:
+        return f"the suite left no report bundle (exit status {exit_status})"
+    stage = bundle.get("failed_stage")
+    if stage:
+        return f"{bundle.get('outcome')}: stage {stage['name']} failed: {stage['reason']}"
+    failed = [f"{test['nodeid'].rpartition('::')[2]}: {test.get('message') or 'failed'}"
+              for test in bundle.get("tests", []) if test.get("outcome") == "failed"]
+    return "; ".join(failed[:5]) if failed else None
+
+
+def report_link(host_dir: Path, bundle: dict | None) -> str | None:
+    """The host's HTML report, relative to the run folder (the summary page links it)."""
+    html = ((bundle or {}).get("artifacts") or {}).get("html")
+    if html and (host_dir / Path(html).name).exists():
+        return f"{host_dir.name}/{Path(html).name}"
+    return None
+
+
+def read_result(run_dir: Path, host: str) -> dict | None:
+    path = run_dir / host / RESULT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def results(run_dir: Path, hosts: list[str]) -> dict[str, dict | None]:
+    return {host: read_result(run_dir, host) for host in hosts}
+
+
+def done_earlier(run_dir: Path, host: str) -> bool:
+    """Resume: the host reached the target in an earlier attempt of this run, so it is left alone."""
+    found = read_result(run_dir, host)
+    return found is not None and found["phase"] == "upgrade" and found["status"] in (UPGRADED, AT_TARGET)
+
+
+def budget_stop(run_dir: Path, hosts: list[str], invocation: str, *, max_failed: int, canary: int) -> Stop | None:
+    """Whether to start no further host: the fleet-wide budget (failures of this attempt, all batches
+    together) is exceeded, or a canary failed (the first ``canary`` hosts this attempt finished; 0: no canary)."""
+    mine = sorted((found for found in results(run_dir, hosts).values()
+                   if found is not None and found["invocation"] == invocation and found["phase"] == "upgrade"),
+                  key=lambda found: found["recorded"])
+    failed = [found["host"] for found in mine if found["status"] in FAILURES]
+    canaries = [found["host"] for found in mine[:canary] if found["status"] in FAILURES]
+    if canaries:
+        return Stop(f"canary {', '.join(canaries)} failed; no other host was started")
+    if len(failed) > max_failed:
+        return Stop(f"failure budget exceeded: {len(failed)} hosts failed ({', '.join(failed)}), "
+                    f"at most {max_failed} allowed for the whole run")
+    return None
+
+
+def rollback_order(run_dir: Path, hosts: list[str], invocation: str) -> list[dict]:
+    """Hosts this attempt upgraded, last upgraded first, with the ref each came from."""
+    upgraded = [found for found in results(run_dir, hosts).values()
+                if found is not None and found["invocation"] == invocation and found["status"] == UPGRADED]
+    return [{"host": found["host"], "from_ref": found["from_ref"] or f"v{found['from_version']}"}
+            for found in sorted(upgraded, key=lambda found: found["recorded"], reverse=True)]

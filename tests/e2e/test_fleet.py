@@ -1,0 +1,190 @@
+"""The fleet layer end to end: Ansible over real SSH upgrades three simulated hosts (network
+namespaces, each with its own sshd, dockerd and sandbox OpenWatch), in waves, with a canary, a
+fleet-wide failure budget, roll-back-all, resume and an audit. Every scenario checks every host's
+final version, health and tables (the test's own checksums) against the host's baseline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runbook.shell import progress
+from sandbox import engine as engines
+from sandbox import releases
+from sandbox.installation import parse_env
+from tests.fleet.bed import Bed, openssh_root
+from tests.fleet.runs import FleetRun, play
+
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
+
+HOST_ENGINES = ("fleeta", "fleetb", "fleetc")
+TARGET = "v0.2.0"
+FAULT = {"fleet_target": "v0.2.0-fault-migration"}
+OLD_HEAD = releases.BY_TAG[releases.OLDEST.tag].head
+NEW_HEAD = releases.BY_TAG[TARGET].head
+# v0.2.0's migrations backfill new columns of these; every other table keeps its rows' text.
+REWRITTEN = {"public.hosts", "public.scans", "public.alembic_version"}
+
+
+@pytest.fixture(scope="module")
+def bed(sandbox_ready: Path, docker_engine: engines.PrivateEngine,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    """Three hosts up and installed at the oldest release, once for the module; all gone after."""
+    fleet_bed = Bed(tmp_path_factory.mktemp("fleet"), HOST_ENGINES, images_from=docker_engine)
+    try:
+        fleet_bed.up()
+        fleet_bed.install(releases.OLDEST.tag, prepare_for=TARGET)
+        fleet_bed.baseline = fleet_bed.probe()
+        progress(f"fleet bed ready: {json.dumps({k: round(v, 1) for k, v in fleet_bed.timings.items()})}")
+        yield fleet_bed
+    finally:
+        left = fleet_bed.tear_down()
+    assert not left, f"the fleet bed left: {', '.join(left)}"
+
+
+@pytest.fixture
+def fresh(bed: Bed) -> Iterator[Bed]:
+    """The bed as installed; put back after the scenario (every host's baseline data, oldest release)."""
+    yield bed
+    started = time.monotonic()
+    found = bed.reset()
+    progress(f"fleet bed reset in {time.monotonic() - started:.1f}s")
+    assert found == bed.baseline
+
+
+def assert_untouched(bed: Bed, host: str, now: dict) -> None:
+    assert now[host] == bed.baseline[host], f"{host} changed"
+    assert now[host]["health"] == {"code": 200, "status": "healthy"}
+
+
+def assert_upgraded(bed: Bed, host: str, now: dict) -> None:
+    found, before = now[host], bed.baseline[host]
+    assert (found["version"], found["revisions"], found["health"]) == \
+        (releases.BY_TAG[TARGET].version, [NEW_HEAD], {"code": 200, "status": "healthy"}), f"{host}: {found}"
+    assert set(found["contents"]) == set(before["contents"])
+    for table, (rows, checksum) in before["contents"].items():
+        assert found["contents"][table][0] == rows, f"{host}: {table} lost or gained rows"
+        if table not in REWRITTEN:
+            assert found["contents"][table][1] == checksum, f"{host}: {table} changed"
+
+
+def upgrade(bed: Bed, **run_vars) -> FleetRun:
+    result = play(bed, "upgrade.yml", target=TARGET, ticket="CHG-FLEET", **run_vars)
+    progress(f"fleet run {result.run_dir.name}: rc {result.returncode} in {result.seconds:.1f}s: {result.status()}")
+    return result
+
+
+def test_waves_canary_alone_first(fresh: Bed) -> None:
+    result = upgrade(fresh, waves=[1, 1, "100%"])
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.status() == dict.fromkeys(HOST_ENGINES, "upgraded")
+    now = fresh.probe()
+    for host in HOST_ENGINES:
+        assert_upgraded(fresh, host, now)
+    journals = {host: result.journal(host) for host in HOST_ENGINES}
+    assert all(journal["outcome"] == "UPGRADED" for journal in journals.values())
+    # Canary alone, then the second wave alone, then the rest.
+    assert journals["fleeta"]["finished_epoch"] < journals["fleetb"]["started_epoch"]
+    assert journals["fleetb"]["finished_epoch"] < journals["fleetc"]["started_epoch"]
+    summary = result.summary
+    assert summary["verdict"] == "PASSED" and summary["stopped"] is None
+    assert all((result.run_dir / row["report"]).is_file() for row in summary["hosts"])
+    junit = (result.run_dir / "fleet.junit.xml").read_text()
+    assert junit.count("<testcase") == 3 and "<failure" not in junit
+    for path in result.run_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".html", ".xml", ".log"):
+            text = path.read_text(errors="replace")
+            for host in fresh.hosts:
+                for name, value in _secrets(host.install_dir).items():
+                    assert value not in text, f"{name} of {host.name} in {path}"
+
+
+def _secrets(install_dir: Path) -> dict[str, str]:
+    return {name: value for name, value in parse_env(install_dir / ".env").items()
+            if any(word in name for word in ("PASSWORD", "SECRET", "KEY")) and len(value) >= 8}
+
+
+def test_canary_fault_stops_the_run(fresh: Bed) -> None:
+    result = upgrade(fresh, waves=[1, "100%"], host_vars={"fleeta": FAULT})
+    assert result.returncode != 0
+    assert result.status() == {"fleeta": "failed", "fleetb": "not-started", "fleetc": "not-started"}
+    assert "canary fleeta failed" in result.summary["stopped"]["reason"]
+    assert result.journal("fleeta")["outcome"].startswith("ROLLED BACK")
+    assert result.journal("fleetb") is None and result.journal("fleetc") is None
+    now = fresh.probe()
+    for host in HOST_ENGINES:
+        assert_untouched(fresh, host, now)
+
+
+def test_unreachable_host_then_resume_upgrades_only_it(fresh: Bed) -> None:
+    host_c = fresh.host("fleetc")
+    host_c.stop_sshd()
+    try:
+        first = upgrade(fresh, waves=["100%"], max_failed=1)
+    finally:
+        host_c.start_sshd(openssh_root())
+    assert first.returncode != 0
+    assert first.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
+    reason = next(row["reason"] for row in first.summary["hosts"] if row["host"] == "fleetc")
+    assert "Connection refused" in reason or "connect" in reason, reason
+    earlier = {host: first.journal(host)["run_id"] for host in ("fleeta", "fleetb")}
+    assert_untouched(fresh, "fleetc", fresh.probe())
+
+    second = upgrade(fresh, waves=["100%"], max_failed=1, run_id=first.run_dir.name)
+    assert second.returncode == 0, second.output[-3000:]
+    assert second.status() == dict.fromkeys(HOST_ENGINES, "upgraded")
+    assert {host: second.journal(host)["run_id"] for host in ("fleeta", "fleetb")} == earlier  # left alone
+    assert second.journal("fleetc")["outcome"] == "UPGRADED"
+    now = fresh.probe()
+    for host in HOST_ENGINES:
+        assert_upgraded(fresh, host, now)
+
+
+def test_wave_two_failure_within_budget(fresh: Bed) -> None:
+    # Wave 2 is fleetb and fleetc side by side: fleetb's failure stops neither fleetc nor the run.
+    result = upgrade(fresh, waves=[1, "100%"], max_failed=1, host_vars={"fleetb": FAULT})
+    assert result.returncode != 0
+    assert result.status() == {"fleeta": "upgraded", "fleetb": "failed", "fleetc": "upgraded"}
+    row = next(row for row in result.summary["hosts"] if row["host"] == "fleetb")
+    assert row["rollback_tier"] and row["outcome"].startswith("ROLLED BACK")
+    assert result.summary["stopped"] is None and result.summary["failed_hosts"] == ["fleetb"]
+    now = fresh.probe()
+    assert_upgraded(fresh, "fleeta", now)
+    assert_untouched(fresh, "fleetb", now)
+    assert_upgraded(fresh, "fleetc", now)
+
+
+def test_budget_exceeded_rolls_back_all_in_reverse(fresh: Bed) -> None:
+    # Canary wave of two (fleeta, fleetb side by side), then fleetc fails: 1 failure > budget 0.
+    result = upgrade(fresh, waves=[2, 1], max_failed=0, rollback_policy="all", host_vars={"fleetc": FAULT})
+    assert result.returncode != 0
+    assert result.status() == {"fleeta": "rolled-back-by-fleet", "fleetb": "rolled-back-by-fleet", "fleetc": "failed"}
+    assert "failure budget exceeded" in result.summary["stopped"]["reason"]
+    rows = {row["host"]: row for row in result.summary["hosts"]}
+    last_upgraded, first_upgraded = sorted(("fleeta", "fleetb"), key=lambda host: rows[host]["upgrade"]["recorded"],
+                                           reverse=True)
+    # Rolled back one at a time, the one upgraded last first (each recorded once its --rollback-to ran).
+    assert rows[last_upgraded]["recorded"] < rows[first_upgraded]["recorded"]
+    assert all(result.journal(host)["outcome"].startswith("ROLLED BACK") for host in ("fleeta", "fleetb"))
+    now = fresh.probe()
+    for host in HOST_ENGINES:
+        assert_untouched(fresh, host, now)
+
+
+def test_fleet_audit_one_worker_stopped(fresh: Bed) -> None:
+    host_b = fresh.host("fleetb")
+    subprocess.run(["docker", "--host", host_b.engine.host, "stop", "openwatch-worker"], check=True,
+                   capture_output=True, timeout=60)
+    result = play(fresh, "audit.yml")
+    progress(f"fleet audit: rc {result.returncode} in {result.seconds:.1f}s: {result.status()}")
+    assert result.returncode != 0
+    assert result.status() == {"fleeta": "healthy", "fleetb": "unhealthy", "fleetc": "healthy"}
+    now = fresh.probe()
+    for host in ("fleeta", "fleetc"):
+        assert_untouched(fresh, host, now)
+    assert now["fleetb"]["contents"] == fresh.baseline["fleetb"]["contents"]

@@ -1,0 +1,153 @@
+"""The fleet layer's control-node logic (fleet/): results, the fleet-wide budget, the roll-back-all
+order, the summary and the package; and the playbooks parse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from fleet import package, results, summary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bundle(host_dir: Path, *, outcome: str, stamp: str, failed_stage: dict | None = None) -> None:
+    host_dir.mkdir(parents=True, exist_ok=True)
+    (host_dir / f"CHG-1_upgrade_{stamp}.html").write_text("<html></html>")
+    (host_dir / f"CHG-1_upgrade_{stamp}.json").write_text(json.dumps({
+        "schema": "openwatch-upgrade-suite/report", "outcome": outcome, "from_version": "0.1.0", "target": "v0.2.0",
+        "change": {"git_ref": {"before": "v0.1.0", "after": "v0.2.0"}}, "downtime": {"downtime_total_s": 4.5},
+        "rollback": {"tier": "quick"} if outcome.startswith("ROLLED") else None, "failed_stage": failed_stage,
+        "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:01:00Z", "tests": [],
+        "artifacts": {"html": f"/far/away/CHG-1_upgrade_{stamp}.html"}}))
+
+
+def test_record_reads_the_fetched_bundle(tmp_path: Path) -> None:
+    bundle(tmp_path / "a", outcome="UPGRADED", stamp="20260101T000000")
+    bundle(tmp_path / "b", outcome="ROLLED BACK (quick)", stamp="20260101T000000",
+           failed_stage={"name": "start", "reason": "sustained failure"})
+    a = results.record(tmp_path, "a", phase="upgrade", invocation="i1", exit_status=0)
+    b = results.record(tmp_path, "b", phase="upgrade", invocation="i1", exit_status=1)
+    c = results.record(tmp_path, "c", phase="upgrade", invocation="i1", exit_status=4)
+    assert (a["status"], a["downtime_s"], a["report"], a["from_ref"]) == ("upgraded", 4.5, "a/CHG-1_upgrade_20260101T000000.html", "v0.1.0")
+    assert b["status"] == "failed" and b["rollback_tier"] == "quick" and "stage start failed" in b["reason"]
+    assert c["status"] == "failed" and "no report bundle" in c["reason"]
+    assert results.read_result(tmp_path, "a") == a
+
+
+def test_unreached_reason_is_kept_and_masked(tmp_path: Path) -> None:
+    found = results.record(tmp_path, "a", phase="upgrade", invocation="i1",
+                           unreached="ssh: connect to postgresql://u:hunter22@db refused")
+    assert found["status"] == "failed-unreached"
+    assert "hunter22" not in json.dumps(found) and "refused" in found["reason"]
+
+
+def test_audit_result_names_the_failed_checks(tmp_path: Path) -> None:
+    host_dir = tmp_path / "a"
+    host_dir.mkdir()
+    (host_dir / "no-ticket_postflight_20260101T000000.json").write_text(json.dumps({
+        "schema": "openwatch-upgrade-suite/report", "outcome": "FAILED", "tests": [
+            {"nodeid": "suites/postflight/test_postflight.py::test_every_container_running_and_healthy",
+             "outcome": "failed", "message": "openwatch-worker is exited"},
+            {"nodeid": "suites/postflight/test_postflight.py::test_health", "outcome": "passed"}]}))
+    found = results.record(tmp_path, "a", phase="audit", invocation="i1", exit_status=1)
+    assert found["status"] == "unhealthy"
+    assert found["reason"] == "test_every_container_running_and_healthy: openwatch-worker is exited"
+
+
+def finish(run_dir: Path, host: str, outcome: str, invocation: str) -> None:
+    bundle(run_dir / host, outcome=outcome, stamp=f"2026010{len(list(run_dir.iterdir()))}T000000")
+    results.record(run_dir, host, phase="upgrade", invocation=invocation, exit_status=0 if outcome == "UPGRADED" else 1)
+
+
+def test_a_failed_canary_stops_the_run(tmp_path: Path) -> None:
+    finish(tmp_path, "a", "ROLLED BACK (quick)", "i1")
+    stop = results.budget_stop(tmp_path, ["a", "b", "c"], "i1", max_failed=5, canary=1)
+    assert stop is not None and "canary a failed" in stop.reason
+    assert results.budget_stop(tmp_path, ["a", "b", "c"], "i1", max_failed=5, canary=0) is None  # one wave: no canary
+
+
+def test_budget_is_fleet_wide_and_per_attempt(tmp_path: Path) -> None:
+    hosts = ["a", "b", "c", "d"]
+    finish(tmp_path, "a", "UPGRADED", "i1")
+    finish(tmp_path, "b", "ROLLED BACK (quick)", "i1")  # batch 2
+    assert results.budget_stop(tmp_path, hosts, "i1", max_failed=1, canary=1) is None
+    finish(tmp_path, "c", "ROLLED BACK (quick)", "i1")  # batch 3: two failures over two batches
+    stop = results.budget_stop(tmp_path, hosts, "i1", max_failed=1, canary=1)
+    assert stop is not None and "2 hosts failed (b, c)" in stop.reason
+    assert results.budget_stop(tmp_path, hosts, "i2", max_failed=1, canary=1) is None  # a resume starts afresh
+
+
+def test_rollback_order_is_last_upgraded_first_and_resume_skips_done_hosts(tmp_path: Path) -> None:
+    for host in ("a", "b", "c"):
+        finish(tmp_path, host, "UPGRADED", "i1")
+    finish(tmp_path, "d", "UPGRADED", "i0")  # an earlier attempt's: not this attempt's to undo
+    assert [entry["host"] for entry in results.rollback_order(tmp_path, ["a", "b", "c", "d"], "i1")] == ["c", "b", "a"]
+    assert results.done_earlier(tmp_path, "d") and not results.done_earlier(tmp_path, "e")
+
+
+def test_summary_has_one_testcase_per_host_and_no_secret(tmp_path: Path) -> None:
+    finish(tmp_path, "a", "UPGRADED", "i1")
+    finish(tmp_path, "b", "ROLLED BACK (quick)", "i1")
+    results.record(tmp_path, "c", phase="upgrade", invocation="i1", unreached="Bearer abc.def.ghi refused")
+    results.write_json(tmp_path / results.STOP_FILE, results.Stop("failure budget exceeded").to_json())
+    built = summary.build(tmp_path, ["a", "b", "c", "d"], phase="upgrade", run_id="R1")
+    json_path, junit_path, html_path = summary.write(tmp_path, built)
+    cases = {case.get("name"): case for case in ET.parse(junit_path).getroot().iter("testcase")}
+    assert list(cases) == ["a", "b", "c", "d"]
+    assert cases["a"].find("failure") is None
+    assert [cases[name].find("failure").get("message").split(":")[0] for name in "bcd"] == \
+        ["failed", "failed-unreached", "not-started"]
+    page = html_path.read_text()
+    assert 'href="a/CHG-1_upgrade_' in page and "failure budget exceeded" in page
+    for path in (json_path, junit_path, html_path):
+        assert "abc.def.ghi" not in path.read_text()
+    assert json.loads(json_path.read_text())["failed_hosts"] == ["b", "c", "d"]
+
+
+def test_package_archive_holds_the_suites_and_no_ignored_file(tmp_path: Path) -> None:
+    archive = package.build_archive(tmp_path)
+    with tarfile.open(archive) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames()}
+    assert {"pytest.ini", "conftest.py", "requirements.txt", "suites/upgrade/conftest.py", "plugins/bundle.py"} <= names
+    assert not any(name.startswith((".venv/", ".sandbox/", ".fleet-cache/")) for name in names)
+    assert package.build_archive(tmp_path) == archive  # same content: same archive, not rebuilt
+
+
+@pytest.mark.parametrize("playbook", ["fleet/upgrade.yml", "fleet/audit.yml"])
+def test_playbooks_parse(playbook: str) -> None:
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    if not ansible.exists():
+        pytest.skip("ansible-core is not installed in this venv (make venv installs fleet/requirements.txt)")
+    proc = subprocess.run([str(ansible), "--syntax-check", "-i", "localhost,", playbook], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
+    """The simulated hosts' veth /30s are inside 10.216/16, never an engine's network or the host's."""
+
+    from sandbox.engine import PrivateEngine
+    from tests.fleet.bed import BED_RANGE, SimulatedHost, firewall_rules
+
+    hosts = [SimulatedHost(name, index, Path("/nonexistent") / name) for index, name in
+             enumerate(("fleeta", "fleetb", "fleetc", "fleetd"), start=1)]
+    networks = [host.network for host in hosts]
+    assert all(network.subnet_of(BED_RANGE) for network in networks)
+    assert len(set(networks)) == len(networks)
+    for host in hosts:
+        assert all(not own.overlaps(BED_RANGE) for own in host.engine.networks)
+        assert host.engine.netns == host.netns and len(host.veth_outside) <= 15
+        assert host.inside(["true"])[:2] == ["nsenter", f"--net=/run/netns/{host.netns}"]
+    assert PrivateEngine("fleeta", netns="owf-fleeta")._net(["iptables", "-S"])[0] == "nsenter"
+    assert PrivateEngine("fleeta")._net(["iptables", "-S"]) == ["iptables", "-S"]
+    rules = [" ".join(rule) for _, rule in firewall_rules(networks)]
+    for network in networks:  # private ranges refused before anything is accepted
+        refused = rules.index(f"-s {network} -d 10.0.0.0/8 -j REJECT")
+        assert refused < rules.index(f"-s {network} -j ACCEPT")
