@@ -16,9 +16,10 @@ import pytest
 
 from plugins.keys import PROBER_KEY, UPGRADE_KEY, VERDICT_LINE_KEY
 from plugins.options import PROFILE_KEY
+from runbook.components import rollback_for
 from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
-from runbook.rollback import Rollback, RollbackResult, finished_upgrade
+from runbook.rollback import RollbackResult, finished_upgrade
 from runbook.targets import recorded_label
 
 RESULT_KEY = pytest.StashKey[RollbackResult]()
@@ -94,7 +95,7 @@ def roll_back(config: pytest.Config, stage: str, interrupted: bool = False) -> R
     if prober is not None:
         prober.mark("rollback")
     with signals_deferred():
-        result = config.stash[RESULT_KEY] = Rollback(upgrade).run(stage)
+        result = config.stash[RESULT_KEY] = rollback_for(upgrade).run(stage)
     return result
 
 
