@@ -15,7 +15,8 @@ from runbook.pg_major_rollback import finished_major_upgrade
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("openwatch")
     group.addoption("--component", choices=COMPONENTS,
-                    help="upgrade one component instead of the release: postgres (a major version, by dump and "
+                    help="upgrade one component instead of the release: backend or frontend (with --target: only "
+                         "its services rebuilt and restarted), postgres (with --image: a major version, by dump and "
                          "restore onto a new volume; the old one is kept)")
     group.addoption("--image", help="with --component postgres: the new PostgreSQL image, e.g. "
                                     "openwatch-sandbox/postgres:17")
@@ -32,9 +33,15 @@ def component_problem(config: pytest.Config) -> str | None:
     going_back = config.getoption("pg_rollback")
     if not component:
         return "--image and --pg-rollback need --component postgres" if image or going_back else None
-    if config.getoption("target") or config.getoption("rollback_to") or config.getoption("resume"):
-        return "--component upgrades the installed release's component; do not combine it with --target, " \
-               "--rollback-to or --resume"
+    if config.getoption("rollback_to") or config.getoption("resume"):
+        return "--component runs an upgrade of its own; do not combine it with --rollback-to or --resume"
+    if component != "postgres":
+        if image or going_back:
+            return f"--image and --pg-rollback are for --component postgres, not {component}"
+        return None if config.getoption("target") else \
+            f"--component {component} needs --target (the release whose {component} to build and start)"
+    if config.getoption("target"):
+        return "--component postgres upgrades the installed release's database; do not combine it with --target"
     if going_back:
         return "--pg-rollback goes back to the image the journal recorded; drop --image" if image else None
     if not image:
