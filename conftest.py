@@ -16,6 +16,7 @@ pytest_plugins = (
     "plugins.downtime",
     "plugins.bundle",
     "plugins.hangup",
+    "plugins.components",
     # For the project's own tests, which run the suites in pytester sessions; only adds fixtures.
     "pytester",
 )

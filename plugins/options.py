@@ -100,7 +100,7 @@ def load_profile(config: pytest.Config) -> Profile:
         raise pytest.UsageError(problem)
     target = config.getoption("target")
     own_run = [name for name in ("rollback_to", "resume") if config.getoption(name, None)]
-    if upgrade_run and not target and not own_run:
+    if upgrade_run and not target and not own_run and not config.getoption("component", None):
         raise pytest.UsageError("the upgrade suite needs --target (a tag, a branch such as main, or a commit id), "
                                 "or --rollback-to REF to undo the last upgrade, or --resume to settle one that died")
     if len(own_run) + bool(target) > 1:

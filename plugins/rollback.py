@@ -16,8 +16,8 @@ import pytest
 from plugins.keys import FAILED_STAGE_KEY, INTERRUPTED_KEY, PROBER_KEY, RESULT_KEY, UPGRADE_KEY
 from plugins.outcome import describe
 from plugins.signals import signals_deferred
-from runbook.rollback import Rollback, RollbackResult
-from runbook.upgrade import BY_NAME
+from runbook.components import rollback_for, stages_for
+from runbook.rollback import RollbackResult
 
 RUNNING_KEY = pytest.StashKey[str]()
 
@@ -60,13 +60,14 @@ def roll_back(config: pytest.Config, stage: str, interrupted: bool = False) -> R
     config.stash[FAILED_STAGE_KEY] = stage
     config.stash[INTERRUPTED_KEY] = interrupted
     upgrade = config.stash.get(UPGRADE_KEY, None)
-    if upgrade is None or config.getoption("no_rollback") or not BY_NAME[stage].rolled_back:
+    stages = {known.name: known for known in stages_for(config.getoption("component", None))}
+    if upgrade is None or config.getoption("no_rollback") or not stages[stage].rolled_back:
         return None
     prober = config.stash.get(PROBER_KEY, None)
     if prober is not None:
         prober.mark("rollback")
     with signals_deferred():
-        result = config.stash[RESULT_KEY] = Rollback(upgrade).run(stage)
+        result = config.stash[RESULT_KEY] = rollback_for(upgrade).run(stage)
     return result
 
 

@@ -19,10 +19,11 @@ from runbook.resume import unfinished_run
 from runbook.rollback import finished_upgrade
 
 UPGRADE, RESUME, ROLLBACK_TO, PLAN, AUDIT = "upgrade", "resume", "rollback_to", "plan", "audit"
+PG_ROLLBACK = "pg_rollback"  # --component postgres --pg-rollback: back to the old volume a major upgrade kept
 AUDIT_SUITES = ("preflight", "postflight")
 # Mode of the upgrade suite -> the only test it runs (an upgrade runs all the others).
 OWN_TESTS = {ROLLBACK_TO: "test_rollback_to_recorded_release", RESUME: "test_resume_unfinished_run",
-             PLAN: "test_plan"}
+             PLAN: "test_plan", PG_ROLLBACK: "test_pg_rollback_to_old_volume"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class RunMode:
 
     @property
     def upgrade_suite(self) -> bool:
-        return self.name in (UPGRADE, RESUME, ROLLBACK_TO, PLAN)
+        return self.name in (UPGRADE, RESUME, ROLLBACK_TO, PLAN, PG_ROLLBACK)
 
     @property
     def own_test(self) -> str | None:
@@ -42,7 +43,7 @@ class RunMode:
     @property
     def changes_things(self) -> bool:
         """Whether this run may change the installation (and so must hold its lock)."""
-        return self.name in (UPGRADE, RESUME, ROLLBACK_TO)
+        return self.name in (UPGRADE, RESUME, ROLLBACK_TO, PG_ROLLBACK)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,6 +77,8 @@ def decide(config: pytest.Config) -> RunMode:
             return RunMode(ROLLBACK_TO, rollback_to)
         if config.getoption("resume"):
             return RunMode(RESUME)
+        if config.getoption("pg_rollback", None):
+            return RunMode(PG_ROLLBACK)
         return RunMode(PLAN if config.getoption("plan") else UPGRADE)
     audits = [suites / name for name in AUDIT_SUITES]
     if paths and all(any(path == suite or suite in path.parents for suite in audits) for path in paths):

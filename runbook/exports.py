@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from runbook import backout
+from runbook.components import OPERATIONS
 from runbook.upgrade import STAGES
 
 CDEVENTS_SPEC = "0.4.1"
@@ -56,9 +57,11 @@ def _closing_notes(summary: dict, title: str) -> str:
 
 def servicenow_change(summary: dict, title: str) -> dict:
     ran = {stage["name"]: stage for stage in summary["stages"]}
+    # The operation that ran (a release upgrade, or a component's: runbook.components), by its stages.
+    planned = next((stages for stages in OPERATIONS.values() if set(ran) <= {stage.name for stage in stages}), STAGES)
     implementation = [f"{index}. {stage.title} ({stage.name})" + (
         f": {ran[stage.name]['status']} in {ran[stage.name]['seconds']} s" if stage.name in ran else "")
-        for index, stage in enumerate(STAGES, 1)]
+        for index, stage in enumerate(planned, 1)]
     checks = sorted({test["nodeid"].split("::")[-1] for test in summary["tests"]
                      if "test_stage[" not in test["nodeid"]})
     test_plan = (["Pre-flight checks (each must pass before anything changes):"] + [f"- {name}" for name in checks]

@@ -46,6 +46,13 @@ INFRA_IMAGES: tuple[InfraImage, ...] = (
 )
 # For the real OpenWatch's frontend build only (sandbox/real), built when that flavour is used.
 NODE_IMAGE = InfraImage("node", "openwatch-sandbox/node:20", base=TRIXIE_IMAGE)
+# Targets of the component upgrades (suites/upgrade --component): PostgreSQL 17 from Debian 13's
+# packages on the trixie base, and a fault image of it whose server never starts. In build order.
+POSTGRES_17 = InfraImage("postgres17", "openwatch-sandbox/postgres:17", base=TRIXIE_IMAGE)
+COMPONENT_IMAGES: tuple[InfraImage, ...] = (
+    POSTGRES_17,
+    InfraImage("postgres17-nostart", "openwatch-sandbox/postgres:17-fault-nostart", base=POSTGRES_17.tag),
+)
 
 
 def image_exists(tag: str) -> bool:
@@ -132,4 +139,12 @@ def ensure_all() -> None:
     """Everything a release's compose file needs before ``docker compose build`` can run."""
     ensure_base()
     for image in INFRA_IMAGES:
+        ensure_infra_image(image)
+
+
+def ensure_component_images() -> None:
+    """The component upgrades' target images (and the trixie base they are built on)."""
+    ensure_all()
+    ensure_base(TRIXIE_IMAGE, TRIXIE_TARBALL, "trixie")
+    for image in COMPONENT_IMAGES:
         ensure_infra_image(image)

@@ -10,9 +10,9 @@ import pytest
 from plugins.gate import PLAN_KEY, SuitePlan
 from plugins.keys import UPGRADE_KEY
 from plugins.runmode import RESUME, ROLLBACK_TO, mode_of
-from runbook import resume, rollback
+from runbook import components, resume, rollback
 from runbook.journal import Journal
-from runbook.upgrade import STAGES, Settings, Upgrade
+from runbook.upgrade import Settings, Upgrade
 from suites.preflight import test_preflight
 
 
@@ -22,8 +22,21 @@ def pytest_configure(config: pytest.Config) -> None:
         # test_00_preflight_gate.py re-uses every one of them; test_10_stages.py ids each stage by its name.
         preflight_checks=tuple(name for name, check in vars(test_preflight).items()
                                if name.startswith("test_") and callable(check)),
-        stages=tuple(f"test_stage[{stage.name}]" for stage in STAGES),
+        stages=tuple(f"test_stage[{stage.name}]" for stage in components.stages_for(config.getoption("component"))),
     )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """test_10_stages.py's one test, once per stage of the operation asked for (--target or --component)."""
+    if "stage" in metafunc.fixturenames:
+        stages = components.stages_for(metafunc.config.getoption("component"))
+        params, previous = [], None
+        for stage in stages:
+            marks = [pytest.mark.upgrade_stage(stage.name),
+                     pytest.mark.dependency(name=stage.name, depends=[previous] if previous else [])]
+            params.append(pytest.param(stage, id=stage.name, marks=marks))
+            previous = stage.name
+        metafunc.parametrize("stage", params)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +49,12 @@ def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upg
                         base_url=options.base_url, frontend_url=options.frontend_url,
                         retention_days=options.backup_retention_days)
     # The journal of a --rollback-to or --resume run was validated at collection (plugins/runmode.py).
-    if mode.name == ROLLBACK_TO:
+    if pytestconfig.getoption("component"):
+        run = components.operation(pytestconfig.getoption("component"), pytestconfig.getoption("image"),
+                                   pytestconfig.getoption("pg_rollback"),
+                                   pytestconfig.getoption("pg_rollback_discarding_writes"), profile, docker_client,
+                                   settings)
+    elif mode.name == ROLLBACK_TO:
         run = rollback.from_journal(profile, docker_client, settings, mode.rollback_to)
     elif unfinished:
         run = resume.from_unfinished(profile, docker_client, settings, unfinished)

@@ -1,0 +1,45 @@
+"""The operations the upgrade suite runs, each an ordered tuple of stages (one stage model, as
+data): the code upgrade (``--target``) and the component upgrades (``--component``). The suite
+parametrizes its stage test with :func:`stages_for`; the rollback plugin asks :func:`rollback_for`."""
+
+from __future__ import annotations
+
+import docker
+
+from runbook import app_component, pg_major, pg_major_rollback, upgrade as code_upgrade
+from runbook.journal import Journal
+from runbook.profile import Profile
+from runbook.rollback import Rollback
+from runbook.upgrade import Settings, Stage, Upgrade
+
+OPERATIONS: dict[str | None, tuple[Stage, ...]] = {
+    None: code_upgrade.STAGES,  # --target: the release upgrade
+    "postgres": pg_major.STAGES,  # --component postgres --image IMAGE: a PostgreSQL major upgrade
+    "backend": app_component.STAGES,  # --component backend --target REF: backend, worker and beat only
+    "frontend": app_component.STAGES,  # --component frontend --target REF: the frontend only
+}
+COMPONENTS = tuple(name for name in OPERATIONS if name)
+
+
+def stages_for(component: str | None) -> tuple[Stage, ...]:
+    return OPERATIONS[component]
+
+
+def rollback_for(run: Upgrade):
+    """The rollback of ``run``'s operation: its own when it has one, else the code upgrade's tiers."""
+    make = getattr(run, "make_rollback", None)
+    return make() if make is not None else Rollback(run)
+
+
+def operation(component: str, image: str | None, going_back: bool, discarding_writes: bool, profile: Profile,
+              client: docker.DockerClient, settings: Settings) -> Upgrade:
+    """The run ``--component`` asks for: backend or frontend only to ``settings.target``, a PostgreSQL
+    major upgrade to ``image``, or (``going_back``) the return to the old volume the last one kept."""
+    if going_back:
+        return pg_major_rollback.from_journal(profile, client, settings, discarding_writes)
+    if component in app_component.SERVICES:
+        target = settings.target
+        journal = Journal.start(profile.install_dir, target.name, settings.ticket, target.commit, target.kind)
+        return app_component.AppComponentUpgrade(profile, client, settings, journal, component=component)
+    journal = Journal.start(profile.install_dir, f"{component} {image}", settings.ticket)
+    return pg_major.PgMajorUpgrade(profile, client, settings, journal, image)

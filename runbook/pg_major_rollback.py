@@ -1,0 +1,143 @@
+"""Going back from a PostgreSQL major upgrade: the old image on the old volume, which the upgrade
+never wrote to. One path for every stage (the tier ``old-volume``), the same verification as a
+code rollback (every table's rows and checksum with the state at the stop, the schema, health),
+plus the recorded cluster facts; and ``--pg-rollback`` after a finished upgrade."""
+
+from __future__ import annotations
+
+from shlex import quote
+
+from runbook import pg_cluster, pg_pointer, state
+from runbook.errors import OperatorError, Problem
+from runbook.journal import Journal
+from runbook.pg_major import STAGES, PgMajorUpgrade
+from runbook.rollback import Rollback, RollbackResult
+from runbook.shell import progress
+
+TIER = "old-volume"
+STOPPED_AT = [stage.name for stage in STAGES].index("drain_and_stop")
+
+
+class PgMajorRollback(Rollback):
+    upgrade: PgMajorUpgrade
+
+    def run(self, failed_stage: str) -> RollbackResult:
+        upgrade = self.upgrade
+        upgrade.release_snapshot()
+        if upgrade.before is None:
+            upgrade.lock.release()
+            upgrade.journal.finish("NOT STARTED")
+            return RollbackResult("none", "none", ok=True)
+        names = [stage.name for stage in STAGES]
+        changed = failed_stage in names and names.index(failed_stage) >= STOPPED_AT
+        return self.go_back(compare_data=True) if changed else self.run_tier("none")
+
+    def go_back(self, compare_data: bool) -> RollbackResult:
+        """Old image, old volume, old app; verified. With ``compare_data`` every table is compared with
+        the state at the stop (right after a failed upgrade: the old volume must be exactly that)."""
+        upgrade = self.upgrade
+        self.compare_data = compare_data
+        result = RollbackResult(requested=TIER, tier=TIER)
+        try:
+            self.step(result, "stop the app containers", self.stop_app)
+            self.step(result, "point the installation back at the old image and volume", self.unpoint)
+            self.step(result, "start the old PostgreSQL on the old volume", self.start_old_database)
+            self.step(result, "compare the database with the state at the stop", self.verify_database)
+            self.step(result, "compare roles, owners, extensions and encoding with the recorded", self.compare_facts)
+            if not upgrade.app_started_on_new:
+                self.step(result, "remove the new volume (the app never ran on it)", self.remove_new_volume)
+            self.step(result, "start the old version and wait healthy", self.start_old)
+            self.step(result, "verify restored state", self.verify_restored)
+            result.ok = True
+        except Exception as error:  # noqa: BLE001 - any failure leaves it stopped, with the steps by hand
+            result.problem = self.failure_line(error)
+            progress(f"going back to the old volume failed ({result.problem}); stopping safe")
+            self.leave_stopped_safe(result)
+        if result.ok:
+            upgrade.lock.release()
+        upgrade.journal.set("rollback", {"requested": result.requested, "tier": result.tier, "ok": result.ok,
+                                         "actions": result.actions, "problem": result.problem,
+                                         "manual_steps": result.manual_steps, "found": result.found,
+                                         "differences": result.differences})
+        upgrade.journal.finish(f"ROLLED BACK ({result.tier})" if result.ok else "FAILED - MANUAL ACTION")
+        return result
+
+    def after_finish(self) -> RollbackResult:
+        """``--pg-rollback``: the finished upgrade undone. The old volume holds the data as it was at the
+        upgrade's stop; what the app wrote to the new cluster since would be lost, so that is refused
+        unless the operator said to discard it."""
+        upgrade = self.upgrade
+        upgrade.lock.acquire(upgrade.settings.ticket)
+        found = upgrade.capture(upgrade.profile)
+        written = state.data_differences(upgrade.after, found) if upgrade.after else []
+        if written and not upgrade.discarding_writes:
+            upgrade.lock.release()
+            raise Problem(f"the app wrote to {', '.join(written[:5])} in the new cluster since the upgrade; going back "
+                          "to the old volume would lose those rows: export them, or pass --pg-rollback-discarding-writes")
+        return self.go_back(compare_data=True)
+
+    def unpoint(self) -> None:
+        recorded = (self.upgrade.journal.data.get("pg_major") or {}).get("pointer") or {}
+        self.upgrade.pointer.unpoint(recorded.get("previous_compose_file_line"))
+
+    def start_old_database(self) -> None:
+        """``compose up`` of the database with the compose files as they were: Compose recreates the
+        container with the old image and the old volume (nothing when it already runs them)."""
+        upgrade = self.upgrade
+        upgrade.pointer.compose_without_override().up("database", "--no-deps", timeout=180, wait=False)
+        upgrade.wait_database_ready("the old PostgreSQL")
+
+    def compare_facts(self) -> None:
+        recorded = pg_cluster.ClusterFacts.from_json(self.upgrade.journal.data["pg_major"]["facts"])
+        found = self.upgrade.read_facts()
+        lines = pg_cluster.differences(recorded, found)
+        if found.server_version != recorded.server_version:
+            lines.insert(0, f"server {found.server_version}, recorded {recorded.server_version}")
+        if lines:
+            raise Problem(f"the old cluster differs from the recorded: {'; '.join(lines[:5])}")
+
+    def remove_new_volume(self) -> None:
+        name = (self.upgrade.journal.data.get("pg_major") or {}).get("new_volume")
+        if name and pg_pointer.remove_volume(self.upgrade.client, name):
+            progress(f"removed the new volume {name}")
+
+    def leave_stopped_safe(self, result: RollbackResult) -> None:
+        upgrade = self.upgrade
+        try:
+            self.stop_app()
+        except Exception as error:  # noqa: BLE001 - the manual steps below still apply
+            progress(f"could not stop the app containers ({self.failure_line(error)})")
+        data = upgrade.journal.data.get("pg_major") or {}
+        result.manual_steps = [
+            f"cd {quote(str(self.install_dir))}",
+            f"rm -f {pg_pointer.OVERRIDE}   # and the COMPOSE_FILE line after '{pg_pointer.ENV_COMMENT}' in .env",
+            f"docker compose up -d database   # {data.get('old_image')} on the untouched volume {data.get('old_volume')}",
+            "docker compose up -d   # then: pytest suites/postflight",
+        ]
+
+
+def finished_major_upgrade(install_dir) -> Journal:
+    """The journal of a finished PostgreSQL major upgrade whose old volume is still there to go back to."""
+    journal = Journal.load(install_dir)
+    data = (journal.data if journal else {}).get("pg_major")
+    if not data:
+        raise OperatorError(f"the last run in {install_dir} was no PostgreSQL major upgrade; --pg-rollback needs one")
+    if journal.data.get("outcome") != "UPGRADED":
+        raise OperatorError(f"the last PostgreSQL major upgrade ended {journal.data.get('outcome')!r}, not UPGRADED; "
+                            "it was rolled back already or needs a person: read .openwatch-upgrade/journal.json")
+    return journal
+
+
+def from_journal(profile, client, settings, discarding_writes: bool) -> PgMajorUpgrade:
+    """The finished major upgrade the journal describes, ready to be undone in its own run."""
+    journal = finished_major_upgrade(profile.install_dir)
+    data = journal.data
+    run = PgMajorUpgrade(profile, client, settings, journal, data["pg_major"]["new_image"])
+    run.before = state.InstallState.from_json(data["before"])
+    run.at_stop = state.InstallState.from_json(data["at_stop"]) if data.get("at_stop") else None
+    run.after = state.InstallState.from_json(data["after"]) if data.get("after") else None
+    run.facts = pg_cluster.ClusterFacts.from_json(data["pg_major"]["facts"])
+    run.new_profile = profile
+    run.app_started_on_new = True  # the new volume holds what the app wrote: kept, named in the journal
+    run.discarding_writes = discarding_writes
+    return run
