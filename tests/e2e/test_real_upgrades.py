@@ -1,12 +1,12 @@
 """The suite upgrades the real OpenWatch (compose era) for real, and rolls a real failure back.
 
 February -> April (Redis, Celery worker and beat retired, 19 real migrations, a real Celery task sent as
-the drain starts), February -> June in one run, April -> June; then a fault commit on April whose new
+the drain starts) and on to June from there; February -> June in one run; then a fault commit on April whose new
 migration the seeded data violates, after migration 041's mid-run COMMIT: the rollback tries the real
 downgrade chain, finds what it cannot undo, escalates, and ends exactly as recorded.
 
-One installation per starting tag (module-scoped); between scenarios it is reset from its tag's saved
-dump and images (restore, checkout, cached build), never built again from nothing.
+One February installation (module-scoped) serves every scenario; between them it is reset from its saved
+dump and cached images (restore, checkout, build from cache), never built again from nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from runbook import dbstate
+from runbook.shell import run
 from runbook.schema_fingerprint import canonical
 from sandbox.real import installation as real_installation
 from sandbox.real import releases as real_releases
@@ -29,6 +30,7 @@ from tests.suite_runner import SuiteRun, run_suite
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 FEB, APR, JUN = "compose-2026-02-17", "compose-2026-04-14", "compose-2026-06-04"
 SEEDED = seed.SeedSize()
+REDIS_VOLUME = "openwatch_redis_data"
 
 
 @pytest.fixture
@@ -66,8 +68,9 @@ def measured(run: SuiteRun, data: dict) -> str:
     stages = {stage["name"]: stage["seconds"] for stage in data["stages"]}
     downtime = (run.bundle or {}).get("downtime") or {}
     rollback = data.get("rollback") or {}
+    rollback_s = round(sum(action["seconds"] for action in rollback.get("actions") or []), 1)
     return (f"stages {stages}; downtime {downtime.get('downtime_total_s')} s; "
-            f"rollback {rollback.get('tier')} in {rollback.get('seconds')} s")
+            f"rollback {rollback.get('tier')} in {rollback_s} s")
 
 
 def assert_upgraded(install: real_installation.RealInstallation, run: SuiteRun, before: Recorded,
@@ -103,6 +106,10 @@ def assert_upgraded(install: real_installation.RealInstallation, run: SuiteRun, 
     return data
 
 
+def redis_volume_created() -> str:
+    return run(["docker", "volume", "inspect", "--format", "{{.CreatedAt}}", REDIS_VOLUME]).stdout.strip()
+
+
 def table_definition(schema: list[str], table: str) -> list[str]:
     """``table``'s CREATE TABLE lines as pg_dump prints them (its columns, types and defaults)."""
     start = f"CREATE TABLE public.{table} ("
@@ -114,13 +121,15 @@ def table_definition(schema: list[str], table: str) -> list[str]:
 
 # -- the upgrades ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("real_install", [FEB], indirect=True, scope="module")
-def test_february_to_april_upgrades_and_the_drain_finishes_a_real_celery_task(
+def test_february_to_april_then_june_and_the_drain_finishes_a_real_celery_task(
         pytester: pytest.Pytester, at_baseline: real_installation.RealInstallation) -> None:
     """19 real migrations, Redis, Celery worker and beat retired. A real task sent through Celery with a
     countdown (as the app's retries are) the moment the drain starts is held by the worker, not queued:
-    the drain waits for it, and its result is back in Redis before the worker stops."""
+    the drain waits for it, and its result is back in Redis before the worker stops. Then April -> June
+    from there, as the operator would go on."""
     install = at_baseline
     before = record(install)
+    redis_created = redis_volume_created()
     task = real_upgrade.TaskAtDrain(install.directory)
     task.start()
     run = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--target", APR,
@@ -133,9 +142,19 @@ def test_february_to_april_upgrades_and_the_drain_finishes_a_real_celery_task(
     assert done["status"] == "SUCCESS" and done["result"] == ["openwatch-suite drain test"]
     assert drain["t0"] <= sent["sent"] and done["done"] <= drain["t1"]
     retired = {entry["service"]: entry for entry in data["retired"]}
-    assert set(retired) == {"redis", "celery-beat"} and retired["redis"]["volumes"] == ["openwatch_redis_data"]
+    assert set(retired) == {"redis", "celery-beat"} and retired["redis"]["volumes"] == [REDIS_VOLUME]
     assert all(entry["volumes_kept_until"] for entry in retired.values())
     assert "openwatch-redis" not in install.compose("ps", "--all", "--format", "{{.Name}}").stdout
+    assert redis_volume_created() == redis_created  # kept, not recreated: a rollback would find its data
+
+    # The operator's next step, from the installation the upgrade left (no April built from nothing).
+    shutil.rmtree(install.directory / ".openwatch-upgrade")
+    before = record(install)
+    run = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--target", JUN,
+                    "--ticket", "CHG-REAL-APR-JUN")
+    data = assert_upgraded(install, run, before, JUN)
+    print(f"\nreal {APR} -> {JUN}: {measured(run, data)}")
+    assert not data["retired"]
 
 
 @pytest.mark.parametrize("real_install", [FEB], indirect=True, scope="module")
@@ -161,6 +180,7 @@ def test_a_migration_failing_after_041s_commit_rolls_back_exactly_as_recorded(
     and the operator's rows."""
     install = at_baseline
     before = record(install)
+    redis_created = redis_volume_created()
     fault = real_upgrade.fault_commit(real_origin, APR)
     try:
         run = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--target",
@@ -179,6 +199,7 @@ def test_a_migration_failing_after_041s_commit_rolls_back_exactly_as_recorded(
     assert install.git("rev-parse", "HEAD").stdout.strip() == before.commit
     assert sorted(install.services()) == sorted(real_releases.BY_TAG[FEB].services)
     assert "openwatch-redis" in install.compose("ps", "--format", "{{.Name}}").stdout
+    assert redis_volume_created() == redis_created  # Redis back on its own data, not an empty new volume
     assert install.health().json()["status"] == "healthy"
     assert [canonical(line) for line in schema_dump(install)] == [canonical(line) for line in before.schema]
     with install.connect() as conn:
@@ -186,13 +207,3 @@ def test_a_migration_failing_after_041s_commit_rolls_back_exactly_as_recorded(
         after = real_upgrade.contents_in(conn, before.columns)
     untouched = set(real_upgrade.OPERATOR_TABLES) - real_upgrade.WRITTEN_BY_THE_APP
     assert {t: after[t] for t in untouched} == {t: before.operator_rows[t] for t in untouched}
-
-
-@pytest.mark.parametrize("real_install", [APR], indirect=True, scope="module")
-def test_april_to_june_upgrades(pytester: pytest.Pytester, at_baseline: real_installation.RealInstallation) -> None:
-    install = at_baseline
-    before = record(install)
-    run = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--target", JUN,
-                    "--ticket", "CHG-REAL-APR-JUN")
-    data = assert_upgraded(install, run, before, JUN)
-    print(f"\nreal {APR} -> {JUN}: {measured(run, data)}")
