@@ -25,14 +25,22 @@ WRITTEN_BY_THE_APP = {"hosts", "audit_logs", "users", "scans", "scan_results"}
 FRESH_DATABASE = "openwatch_fresh_migration"
 
 
-def columns(conn: psycopg.Connection, tables: tuple[str, ...] = OPERATOR_TABLES) -> dict[str, list[str]]:
-    rows = conn.execute("SELECT table_name::text, column_name::text FROM information_schema.columns "
+def columns(conn: psycopg.Connection, tables: tuple[str, ...] = OPERATOR_TABLES) -> dict[str, dict[int, str]]:
+    """Each table's columns by position (``attnum``: a renamed column keeps it, a dropped one leaves a gap)."""
+    rows = conn.execute("SELECT table_name::text, ordinal_position, column_name::text FROM information_schema.columns "
                         "WHERE table_schema = 'public' AND table_name = ANY(%s) ORDER BY table_name, ordinal_position",
                         [list(tables)]).fetchall()
-    found: dict[str, list[str]] = {}
-    for table, column in rows:
-        found.setdefault(table, []).append(column)
+    found: dict[str, dict[int, str]] = {}
+    for table, position, column in rows:
+        found.setdefault(table, {})[position] = column
     return found
+
+
+def same_columns_now(before: dict[str, dict[int, str]], now: dict[str, dict[int, str]]) -> dict[str, list[str]]:
+    """The columns a table had before, by the names they have now (a migration renamed some: 040 renamed
+    ``aegis_remediation_id``); a column gone is named as such, so the comparison fails saying so."""
+    return {table: [now.get(table, {}).get(position, f"<column {name} gone>") for position, name in positions.items()]
+            for table, positions in before.items()}
 
 
 def contents_in(conn: psycopg.Connection, kept: dict[str, list[str]]) -> dict[str, tuple[int, str]]:

@@ -54,7 +54,7 @@ class RealInstallation(Installation):
         settings = self.settings
         return Ports(settings.postgres_port, settings.backend_port, settings.frontend_port)
 
-    def up(self, *services: str, wait: bool = True, timeout: int = 240) -> None:
+    def up(self, *services: str, wait: bool = True, timeout: int = 480) -> None:
         """Start and wait for the services with a healthcheck (celery-beat has it disabled, which
         ``compose up --wait`` counts as a failure, so it is waited for as running only)."""
         self.compose("up", "--detach", "--no-build", "--remove-orphans", *services, timeout=timeout + 60)

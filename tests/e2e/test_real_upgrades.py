@@ -51,7 +51,7 @@ def at_baseline(request: pytest.FixtureRequest,
 class Recorded:
     """What the test reads itself before the run: the operator's columns and their rows, the schema."""
     commit: str
-    columns: dict[str, list[str]]
+    columns: dict[str, dict[int, str]]
     operator_rows: dict[str, tuple[int, str]]
     schema: list[str]
 
@@ -59,7 +59,7 @@ class Recorded:
 def record(install: real_installation.RealInstallation) -> Recorded:
     with install.connect() as conn:
         kept = real_upgrade.columns(conn)
-        rows = real_upgrade.contents_in(conn, kept)
+        rows = real_upgrade.contents_in(conn, {table: list(names.values()) for table, names in kept.items()})
     return Recorded(install.git("rev-parse", "HEAD").stdout.strip(), kept, rows, schema_dump(install))
 
 
@@ -89,7 +89,7 @@ def assert_upgraded(install: real_installation.RealInstallation, run: SuiteRun, 
     assert install.health().json()["status"] == "healthy"
     with install.connect() as conn:
         assert dbstate.alembic_revisions(conn) == [release.head]
-        after = real_upgrade.contents_in(conn, before.columns)
+        after = real_upgrade.contents_in(conn, real_upgrade.same_columns_now(before.columns, real_upgrade.columns(conn)))
     untouched = set(real_upgrade.OPERATOR_TABLES) - real_upgrade.WRITTEN_BY_THE_APP
     assert {t: after[t] for t in untouched} == {t: before.operator_rows[t] for t in untouched}
     for table in real_upgrade.WRITTEN_BY_THE_APP:  # the app keeps writing: rows only grow or stay
@@ -204,6 +204,6 @@ def test_a_migration_failing_after_041s_commit_rolls_back_exactly_as_recorded(
     assert [canonical(line) for line in schema_dump(install)] == [canonical(line) for line in before.schema]
     with install.connect() as conn:
         assert dbstate.alembic_revisions(conn) == [real_releases.BY_TAG[FEB].head]
-        after = real_upgrade.contents_in(conn, before.columns)
+        after = real_upgrade.contents_in(conn, {table: list(names.values()) for table, names in before.columns.items()})
     untouched = set(real_upgrade.OPERATOR_TABLES) - real_upgrade.WRITTEN_BY_THE_APP
     assert {t: after[t] for t in untouched} == {t: before.operator_rows[t] for t in untouched}
