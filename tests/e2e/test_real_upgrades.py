@@ -195,6 +195,7 @@ def test_a_migration_failing_after_041s_commit_rolls_back_exactly_as_recorded(
     rollback = data["rollback"]
     assert rollback["ok"] is True and rollback["tier"] == "emergency", rollback
     assert "041_add_manual_remediation_status does nothing" in rollback["problem"], rollback["problem"]
+    assert "column scan_findings.reviewed_by_suite_fault is still there" in rollback["problem"]  # 055's, committed alone
     assert f"ROLLED BACK ({rollback['tier']})" in run.output
     assert install.git("rev-parse", "HEAD").stdout.strip() == before.commit
     assert sorted(install.services()) == sorted(real_releases.BY_TAG[FEB].services)
