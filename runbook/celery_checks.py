@@ -13,14 +13,18 @@ from runbook.profile import Profile
 
 # One process in the worker container asks all three questions (each ``celery inspect`` call
 # would start Python and connect to the broker again). Ping waits its full timeout, since the number
-# of workers is unknown; active/reserved then stop as soon as every worker that pinged has replied.
+# of workers is unknown; active/reserved/scheduled then stop as soon as every worker that pinged has replied.
+# Scheduled are tasks with an ETA or countdown (the real app's retries use countdown=60..300): the
+# worker holds them unacknowledged, outside the queue, until their time; stopped, it gives them back
+# to the queue in Redis, which a release without Celery never reads.
 INSPECT = """
 import json, sys
 from celery.app.utils import find_app
 app, timeout = find_app(sys.argv[1]), float(sys.argv[2])
 ping = app.control.inspect(timeout=timeout).ping() or {}
 known = app.control.inspect(timeout=timeout * 3, limit=len(ping)) if ping else None
-print(json.dumps({"ping": ping, "active": known.active() if known else {}, "reserved": known.reserved() if known else {}}))
+print(json.dumps({"ping": ping, "active": known.active() if known else {}, "reserved": known.reserved() if known else {},
+                  "scheduled": known.scheduled() if known else {}}))
 """
 
 
@@ -30,6 +34,7 @@ class WorkerSnapshot:
     active: int
     reserved: int
     queues: list[str]
+    scheduled: int = 0  # waiting for their ETA in the worker
 
 
 def require_celery(profile: Profile) -> None:
@@ -61,7 +66,7 @@ def inspect_worker(client: docker.DockerClient, profile: Profile, timeout: float
         raise Problem(f"no Celery worker answered ping through the broker; check `docker logs {container}` "
                       "and that Redis is up")
     count = lambda key: sum(len(tasks) for tasks in (replies.get(key) or {}).values())  # noqa: E731
-    return WorkerSnapshot(answered, count("active"), count("reserved"), queues)
+    return WorkerSnapshot(answered, count("active"), count("reserved"), queues, count("scheduled"))
 
 
 def queue_lengths(profile: Profile, queues: list[str]) -> dict[str, int]:

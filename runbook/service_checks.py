@@ -19,12 +19,13 @@ from runbook.redaction import Redactor
 from runbook.shell import run
 
 TIMEOUT = 5
+OPENAPI_TIMEOUT = 60.0
 LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
 
 
-def _get(http: requests.Session, url: str, **kwargs) -> requests.Response:
+def _get(http: requests.Session, url: str, timeout: float = TIMEOUT, **kwargs) -> requests.Response:
     try:
-        return http.get(url, timeout=TIMEOUT, **kwargs)
+        return http.get(url, timeout=timeout, **kwargs)
     except requests.RequestException as error:
         raise Problem(f"GET {url} failed ({type(error).__name__}); is the service up? "
                       "`docker compose ps`, then `docker compose up -d`") from None
@@ -170,8 +171,10 @@ RULES_PATHS = ("/api/rules/reference", "/api/rules/reference/")
 
 
 def api_paths(http: requests.Session, base_url: str) -> frozenset[str]:
-    """The paths the running backend's OpenAPI document declares."""
-    response = _get(http, f"{base_url}/openapi.json")
+    """The paths the running backend's OpenAPI document declares. FastAPI builds the document at its
+    first request: the real backend's (April 2026) took longer than TIMEOUT on a loaded
+    two-core machine right after an upgrade's start, so this one request may take OPENAPI_TIMEOUT."""
+    response = _get(http, f"{base_url}/openapi.json", timeout=OPENAPI_TIMEOUT)
     try:
         paths = response.json().get("paths") if response.status_code == 200 else None
     except ValueError:

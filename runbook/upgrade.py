@@ -240,19 +240,22 @@ class Upgrade:
                  f"({self.delta.size / 1024:.0f} KiB, {self.delta.seconds:.1f}s)")
 
     def drain_celery(self, when: str) -> None:
-        """Wait until the worker has taken and finished everything queued in Redis."""
+        """Wait until the worker has taken and finished everything queued in Redis, and the tasks it
+        holds for later (an ETA or a retry's countdown), which a stopped worker would hand back to a
+        queue no release after Celery reads."""
         deadline = time.monotonic() + self.settings.drain_deadline_s
         _, queues = celery_checks.worker_command(self.client, self.profile)
         while True:
             snapshot = celery_checks.inspect_worker(self.client, self.profile)
             queued = celery_checks.queue_lengths(self.profile, queues)
-            busy = snapshot.active + snapshot.reserved + sum(queued.values())
+            busy = snapshot.active + snapshot.reserved + snapshot.scheduled + sum(queued.values())
             if not busy:
                 progress(f"Celery drained {when}")
                 return
             if time.monotonic() > deadline:
                 waiting = {queue: count for queue, count in queued.items() if count}
-                raise Problem(f"Celery still has {snapshot.active} active, {snapshot.reserved} reserved and "
+                raise Problem(f"Celery still has {snapshot.active} active, {snapshot.reserved} reserved, "
+                              f"{snapshot.scheduled} scheduled (waiting for their ETA) and "
                               f"{sum(queued.values())} queued tasks {waiting} {when}, after "
                               f"{self.settings.drain_deadline_s:.0f}s; the stopped services are started again, try later")
             time.sleep(1)

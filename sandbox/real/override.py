@@ -79,6 +79,9 @@ def render(install_dir: Path, settings: Settings) -> str:
             patched.write_text(PATCHERS[dockerfile]((install_dir / dockerfile).read_text()))
             entries += ["    build:", f"      dockerfile: {_quoted(str(patched))}  # {dockerfile}, patched",
                         "      secrets: [host_ca]  # the host's CA bundle for pip and npm, never in a layer"]
+            if dockerfile == "docker/Dockerfile.backend":
+                entries += ["      additional_contexts:  # the offline Kensa stand-in (kensa's line comes from GitHub)",
+                            f"        {patches.KENSA_CONTEXT}: {_quoted(str(patches.KENSA_STANDIN))}"]
         if name in PUBLISHED and spec.get("ports"):
             container_port, kind = PUBLISHED[name]
             entries += ["    ports: !override  # 127.0.0.1 and the test engine's port, never the real one",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox import images
 from sandbox.images import BASE_IMAGE
@@ -16,6 +17,9 @@ from sandbox.images import BASE_IMAGE
 NGINX_IMAGE = next(image.tag for image in images.INFRA_IMAGES if image.folder == "nginx")
 NODE_IMAGE = images.NODE_IMAGE.tag
 HOST_CA_SECRET = "host_ca"
+KENSA_CONTEXT = "kensa_standin"  # a named build context (docker-compose.override.yml's additional_contexts)
+KENSA_STANDIN = Path(__file__).resolve().parent / "kensa_standin"
+KENSA_MOUNT = "/tmp/kensa-standin"
 VENV = "/opt/venv"
 
 
@@ -49,12 +53,15 @@ BACKEND: tuple[Replacement, ...] = (
                 r"\s*ln -sf /usr/bin/pip3\.12 /usr/bin/pip3$",
                 "RUN python3.12 --version"),
     Replacement("pip trusts the host's CA bundle (a BuildKit secret, never in a layer); kensa comes from "
-                "GitHub, which is unreachable, so its line is dropped (the Kensa plugin reports itself "
-                "unavailable; its imports are lazy)",
+                "GitHub, which is unreachable, so its line installs the project's offline stand-in instead "
+                "(sandbox/real/kensa_standin: runner.paths and two rules, what the backend's Kensa health "
+                "and rule reference read), mounted from a named build context",
                 r"^RUN python3\.12 -m pip install --no-cache-dir --upgrade pip && \\\n"
                 r"\s*python3\.12 -m pip install --no-cache-dir -r requirements\.txt$",
-                f"RUN --mount=type=secret,id={HOST_CA_SECRET} export PIP_CERT=/run/secrets/{HOST_CA_SECRET} && \\\n"
-                "    sed -i '/^kensa @ git+/d' requirements.txt && \\\n"
+                f"RUN --mount=type=secret,id={HOST_CA_SECRET} "
+                f"--mount=type=bind,from={KENSA_CONTEXT},target={KENSA_MOUNT},rw "
+                f"export PIP_CERT=/run/secrets/{HOST_CA_SECRET} && \\\n"
+                f"    sed -i 's|^kensa @ git+.*|kensa @ file://{KENSA_MOUNT}|' requirements.txt && \\\n"
                 "    python3.12 -m pip install --no-cache-dir --upgrade pip && \\\n"
                 "    python3.12 -m pip install --no-cache-dir -r requirements.txt"),
 )

@@ -46,9 +46,13 @@ def real_install(request: pytest.FixtureRequest, real_origin: Path, docker_engin
     """One real installation per tag and module (parametrize with ``indirect=True, scope="module"``:
     the tests of a tag run together, and one installation exists at a time, its container names
     being OpenWatch's fixed ones)."""
-    install = real_installation.create(tmp_path_factory.mktemp("real") / "install", request.param,
-                                       origin=real_origin, ports=docker_engine.ports,
-                                       subnet=docker_engine.install_subnet)
+    directory = tmp_path_factory.mktemp("real") / "install"
+    try:
+        install = real_installation.create(directory, request.param, origin=real_origin, ports=docker_engine.ports,
+                                           subnet=docker_engine.install_subnet)
+    except BaseException:  # a creation that failed half-way (a service never healthy) leaves nothing running
+        real_installation.RealInstallation(directory).destroy()
+        raise
     try:
         yield install
     finally:

@@ -125,6 +125,16 @@ def test_other_containers_fail_on_exit_or_dockers_unhealthy_verdict_only() -> No
         "Docker's healthcheck: openwatch-frontend is unhealthy after 40.0 s")
 
 
+def test_backend_judged_by_its_own_health_not_by_dockers_verdict() -> None:
+    """The real backend's healthcheck has no start period: Docker calls a slow start unhealthy while
+    /health has not answered yet, and still says so for a while after it answers healthy."""
+    slow = up("backend", health="unhealthy")
+    assert verdicts([observation(95.0, REFUSED, backend=slow)])[-1][1] is None
+    assert verdicts([observation(95.0, REFUSED, backend=slow), observation(110.0, HEALTHY, backend=slow)])[-1] == (
+        110.0, True, "healthy after 110.0 s")
+    assert verdicts([observation(180.0, REFUSED, backend=slow)])[-1][2].startswith("deadline: not healthy within 180 s")
+
+
 def test_gone_container_is_a_crash() -> None:
     gone = ContainerState("openwatch-frontend", "missing", None, 0)
     assert verdicts([observation(1.0, HEALTHY, frontend=gone)])[-1][2] == (
