@@ -12,7 +12,7 @@ from tests.suite_runner import ROOT
 
 CANARY = "Leak-Canary-7f3a9c-0b1d"
 
-LEAKY_SUITE = f'''
+LEAKY_SUITE = '''
 import logging, sys
 import pytest
 from runbook.errors import Problem, NotApplicable

@@ -9,7 +9,6 @@ as the directory check and no further.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
