@@ -53,14 +53,7 @@ class PgMajorRollback(Rollback):
             result.problem = self.failure_line(error)
             progress(f"going back to the old volume failed ({result.problem}); stopping safe")
             self.leave_stopped_safe(result)
-        if result.ok:
-            upgrade.lock.release()
-        upgrade.journal.set("rollback", {"requested": result.requested, "tier": result.tier, "ok": result.ok,
-                                         "actions": result.actions, "problem": result.problem,
-                                         "manual_steps": result.manual_steps, "found": result.found,
-                                         "differences": result.differences})
-        upgrade.journal.finish(f"ROLLED BACK ({result.tier})" if result.ok else "FAILED - MANUAL ACTION")
-        return result
+        return self.record(result)
 
     def after_finish(self) -> RollbackResult:
         """``--pg-rollback``: the finished upgrade undone. The old volume holds the data as it was at the

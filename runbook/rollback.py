@@ -189,6 +189,11 @@ class Rollback:
                     break
                 progress(f"rollback tier {tier} did not restore the installation ({result.problem}); escalating")
                 tier = "emergency"
+        return self.record(result)
+
+    def record(self, result: RollbackResult) -> RollbackResult:
+        """The rollback's end: the lock released if it worked, its account in the journal, the run finished."""
+        upgrade = self.upgrade
         if result.ok:
             upgrade.lock.release()
         upgrade.journal.set("rollback", {"requested": result.requested, "tier": result.tier, "ok": result.ok,
