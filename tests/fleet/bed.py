@@ -195,6 +195,12 @@ class SimulatedHost:
                 self.sshd.kill()
                 self.sshd.wait(timeout=10)
         self.sshd = None
+        # Sessions Ansible's ControlPersist keeps open outlive the listener: a host made unreachable must
+        # refuse the next command too, not serve it through an earlier scenario's master connection.
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                    os.kill(pid, signal.SIGKILL)
 
     def inventory_line(self, control_key: Path, extra: dict[str, str]) -> str:
         more = "".join(f" {key}={value}" for key, value in extra.items())
