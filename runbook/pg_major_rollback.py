@@ -96,10 +96,7 @@ class PgMajorRollback(Rollback):
 
     def leave_stopped_safe(self, result: RollbackResult) -> None:
         upgrade = self.upgrade
-        try:
-            self.stop_app()
-        except Exception as error:  # noqa: BLE001 - the manual steps below still apply
-            progress(f"could not stop the app containers ({self.failure_line(error)})")
+        self.stop_app_if_it_can()
         data = upgrade.journal.data.get("pg_major") or {}
         result.manual_steps = [
             f"cd {quote(str(self.install_dir))}",

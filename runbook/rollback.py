@@ -337,13 +337,17 @@ class Rollback:
             return f"{found['rows']} rows, recorded {recorded['rows']}"
         return f"{found['rows']} rows as recorded, but their checksum differs"
 
+    def stop_app_if_it_can(self) -> None:
+        """Stopping safe: a failure to stop is reported, not raised, as the manual steps still apply."""
+        try:
+            self.stop_app()
+        except Exception as error:  # noqa: BLE001 - the manual steps the caller writes still apply
+            progress(f"could not stop the app containers ({self.failure_line(error)})")
+
     def leave_stopped_safe(self, result: RollbackResult) -> None:
         """Stop the app (the database keeps running, its volume untouched) and say what to do."""
         upgrade = self.upgrade
-        try:
-            self.stop_app()
-        except Exception as error:  # noqa: BLE001 - the manual steps below still apply
-            progress(f"could not stop the app containers ({self.failure_line(error)})")
+        self.stop_app_if_it_can()
         dump = upgrade.backup.dump if upgrade.backup else "<the newest verified dump in backups/postgres>"
         db, user, name = upgrade.db_container, upgrade.db_user, upgrade.db_name
         psql = f"docker exec {db} psql -U {quote(user)} -d postgres -c"
