@@ -155,11 +155,15 @@ class Rollback:
         for container in found:
             progress(f"stopping one-off container {container.name} left by the interrupted stage")
             container.stop(timeout=10)
-            if not container.attrs["HostConfig"].get("AutoRemove"):  # else the engine removes it itself
-                try:
-                    container.remove(force=True)
-                except docker.errors.NotFound:
-                    pass
+            # Removed here even with AutoRemove (``run --rm``): a container killed between create and start
+            # stays "created" for ever, as the engine only auto-removes containers that ran and exited.
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                if error.status_code != 409:  # 409: the engine's own auto-removal is already under way
+                    raise
 
     def run_tier(self, tier: str, *, compare_data: bool = True, found: dict | None = None) -> RollbackResult:
         """Run ``tier``; with ``compare_data`` (right after a failed upgrade) anything short of the

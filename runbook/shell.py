@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,15 +39,37 @@ def run(
     timeout: float | None = 600,
     stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` capturing text output; raise :class:`CommandError` when ``check`` fails."""
+    """Run ``argv`` capturing text output; raise :class:`CommandError` when ``check`` fails.
+
+    On a timeout or an interrupt the command's whole process group is killed, not only ``argv[0]``:
+    ``docker compose`` runs its plugin as a child, which would otherwise go on (creating a container the
+    rollback has already swept for) and keep the output pipes open, so waiting for them would hang."""
     __tracebackhide__ = True
-    proc = subprocess.run(
-        list(argv), cwd=cwd, env=env, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=timeout, **OWN_GROUP,
-    )
+    with subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **OWN_GROUP,
+    ) as command:
+        try:
+            stdout, stderr = command.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(command)
+            stdout, stderr = command.communicate()
+            raise subprocess.TimeoutExpired(command.args, timeout or 0, output=stdout, stderr=stderr) from None
+        except BaseException:
+            kill_group(command)
+            raise
+    proc = subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
     return proc
+
+
+def kill_group(command: subprocess.Popen[str]) -> None:
+    """SIGKILL every process of the command's group (it has its own: ``OWN_GROUP``)."""
+    try:
+        os.killpg(command.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is already gone
+        pass
 
 
 def progress(message: str) -> None:

@@ -22,7 +22,7 @@ from sandbox.engine import PrivateEngine
 from sandbox.installation import Installation
 
 ROOT = Path(__file__).resolve().parents[2]
-SETUP_FILES = ("Makefile", "requirements.txt", "sandbox/setup-host.sh", "sandbox/apt-guarded.sh")
+SETUP_FILES = ("Makefile", "requirements.txt", "fleet/requirements.txt", "sandbox/setup-host.sh", "sandbox/apt-guarded.sh")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 SUITE_MODULES = "import pytest, pytest_dependency, testinfra, docker, requests, psycopg, pytest_html, pytest_metadata, jsonschema"
 
