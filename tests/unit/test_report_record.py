@@ -130,6 +130,18 @@ def test_card_per_outcome(outcome: str, tone: str, shown: list[str], absent: lis
         assert text not in card, text
 
 
+def test_card_names_the_old_postgresql_volume_a_major_upgrade_kept() -> None:
+    data = journal("UPGRADED")
+    data["pg_major"] = {"old_volume": "openwatch_postgres_data", "old_volume_kept_until": "2026-12-26",
+                        "facts": {"server_version": "15.14"}, "new_major": 17}
+    card = report_html.upgrade_card(data, "UPGRADED", "CHG-7 · postgres 15 → 17")
+    assert "Old PostgreSQL volume" in card and "<code>openwatch_postgres_data</code> (PostgreSQL 15.14)" in card
+    assert "kept untouched until 2026-12-26" in card and "--pg-rollback" in card
+    # Not yet finished (or rolled back): nothing is kept for later, so nothing is named.
+    del data["pg_major"]["old_volume_kept_until"]
+    assert "Old PostgreSQL volume" not in report_html.upgrade_card(data, "UPGRADED", "t")
+
+
 def test_card_escapes_every_value() -> None:
     data = journal("ROLLED BACK (quick)")
     data["stages"][-1]["detail"] = "<script>alert(1)</script>"
