@@ -16,6 +16,7 @@ from runbook.state import InstallState
 class RunRecord:
     before: InstallState | None = None  # as recorded before anything changed
     at_stop: InstallState | None = None  # the database once every app container was stopped
+    after: InstallState | None = None  # as verified once the new version (or component) was up
     backup: BackupRecord | None = None
     delta_backup: DeltaRecord | None = None  # rows the app wrote after the backup
     image_names: dict[str, str] = field(default_factory=dict)  # service -> image name the old release tagged
@@ -31,7 +32,7 @@ class RunRecord:
         backup = data.get("backup")
         delta = data.get("delta_backup")
         return cls(
-            before=state("before"), at_stop=state("at_stop"),
+            before=state("before"), at_stop=state("at_stop"), after=state("after"),
             backup=BackupRecord(**{k: v for k, v in backup.items() if k != "verification"}) if backup else None,
             delta_backup=DeltaRecord(**delta) if delta else None,
             image_names=data.get("image_names") or {}, alembic_ini=data.get("alembic_ini"),

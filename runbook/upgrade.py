@@ -338,8 +338,8 @@ class Upgrade:
               alembic_ini: str | None = None) -> None:
         """Take over what an earlier run recorded (``--resume``, ``--rollback-to``); ``image_names`` and
         ``alembic_ini`` read from the installation now win over the recorded ones."""
-        self.before, self.at_stop, self.backup, self.delta = (record.before, record.at_stop, record.backup,
-                                                              record.delta_backup)
+        self.before, self.at_stop, self.after = record.before, record.at_stop, record.after
+        self.backup, self.delta = record.backup, record.delta_backup
         self.new_profile = new_profile
         self.image_names = image_names or record.image_names or Compose.of(self.profile).image_names()
         self.alembic_ini = alembic_ini or record.alembic_ini

@@ -327,6 +327,7 @@ def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
                             "seconds": 0.1}
     record = RunRecord.read(data)
     assert record.before == InstallState.from_json(data["before"]) and record.at_stop is None
+    assert record.after == InstallState.from_json(data["after"]) != record.before
     assert record.backup.sha256 == "d" * 64 and record.backup.dump.endswith("x.dump")  # its verification left out
     assert record.delta_backup.tables == ["hosts"]
     assert record.stages_passed[-3:] == ("start", "verify", "finish")
