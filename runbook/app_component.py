@@ -67,8 +67,7 @@ class AppComponentUpgrade(Upgrade):
         compose = Compose.of(self.new_profile)
         compose("build", "--quiet", *self.services(self.new_profile), timeout=3600)
         if self.component == "backend":
-            self.alembic_ini = compose.alembic_ini()
-            self.journal.set("alembic_ini", self.alembic_ini)
+            self.remember(alembic_ini=compose.alembic_ini())
 
     def stage_drain_and_stop(self) -> None:
         old = self.profile
@@ -124,8 +123,7 @@ class AppComponentUpgrade(Upgrade):
         if restarted:
             raise Problem(f"{', '.join(restarted)} restarted during a {self.component}-only upgrade; only "
                           f"{', '.join(self.services(new))} may")
-        self.after = self.capture(new)
-        self.journal.set("after", self.after.to_json())
+        self.remember(after=self.capture(new))
 
 
 class ComponentRollback(Rollback):

@@ -72,10 +72,8 @@ class PgMajorUpgrade(Upgrade):
         self.lock.acquire(self.settings.ticket)
         self.journal.take_over()
         self.remove_leftovers()
-        self.before = self.capture(self.profile)
+        self.remember(before=self.capture(self.profile), image_names={"database": self.profile_image()})
         self.facts = self.read_facts()
-        self.image_names = {"database": self.profile_image()}
-        self.journal.set("before", self.before.to_json())
         self.record(old_image=self.profile_image(), new_image=self.new_image, facts=self.facts.to_json(),
                     old_volume=self.pointer.old_volume(self.client, self.db_container), new_volume=None)
 

@@ -332,3 +332,9 @@ def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
     assert record.delta_backup.tables == ["hosts"]
     assert record.stages_passed[-3:] == ("start", "verify", "finish")
     assert RunRecord.read({"schema_version": SCHEMA_VERSION, "stages": []}) == RunRecord()
+    # Written whole by the run, read back the same: one form for both directions.
+    written = record.to_json()
+    assert written["backup"]["verification"] == data["backup"]["verification"]
+    assert RunRecord.read({**data, **written}) == record
+    assert not schemas.problems(schemas.JOURNAL, {**data, **written})
+    assert RunRecord().to_json() == {}  # nothing recorded yet: no field written
