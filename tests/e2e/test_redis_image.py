@@ -101,6 +101,14 @@ def seeded(baseline: Installation) -> Iterator[tuple[Installation, dict, list[st
         baseline.compose("up", "--detach", "--no-deps", "redis")
 
 
+def measured(data: dict) -> str:
+    """Stage, downtime and rollback seconds of the run, for the JUnit report (numbers, not assertions)."""
+    return json.dumps({"stages": {stage["name"]: stage["seconds"] for stage in data["stages"]},
+                       "downtime": {name: value for name, value in (data.get("downtime") or {}).items()
+                                    if name.startswith("downtime_")},
+                       "rollback_s": sum(a["seconds"] for a in (data.get("rollback") or {}).get("actions", []))})
+
+
 def upgrade(pytester: pytest.Pytester, install: Installation, image: str):
     return run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--component", "redis",
                      "--image", image, "--ignore-maintenance")
@@ -116,13 +124,14 @@ def assert_password_required() -> None:
     assert "NOAUTH" in anonymous.stdout + anonymous.stderr
 
 
-def test_redis_8_keeps_keys_and_queued_tasks(pytester: pytest.Pytester,
-                                            seeded: tuple[Installation, dict, list[str]]) -> None:
+def test_redis_8_keeps_keys_and_queued_tasks(pytester: pytest.Pytester, seeded: tuple[Installation, dict, list[str]],
+                                            record_property) -> None:
     install, values, task_ids = seeded
     database, untouched = snapshot(install), started_at()
     upgraded = upgrade(pytester, install, NEW_IMAGE)
     assert upgraded.ret == 0, upgraded.output[-3000:]
     data = journal(install)
+    record_property("measured", measured(data))
     assert data["outcome"] == "UPGRADED"
     assert docker("inspect", "openwatch-redis", "--format", "{{.Config.Image}}") == NEW_IMAGE
     assert redis_version().startswith("8.")
@@ -143,12 +152,14 @@ def test_redis_8_keeps_keys_and_queued_tasks(pytester: pytest.Pytester,
 
 
 def test_crash_looping_image_ends_on_the_old_image_as_recorded(pytester: pytest.Pytester,
-                                                              seeded: tuple[Installation, dict, list[str]]) -> None:
+                                                              seeded: tuple[Installation, dict, list[str]],
+                                                              record_property) -> None:
     install, values, task_ids = seeded
     database, untouched = snapshot(install), started_at()
     failed = upgrade(pytester, install, "openwatch-sandbox/redis:8-fault-crashloop")
     assert failed.outcomes["test_stage[start_new]"] == "failed", failed.outcomes
     data = journal(install)
+    record_property("measured", measured(data))
     assert data["outcome"] == "ROLLED BACK (old-image)", data["rollback"]
     assert docker("inspect", "openwatch-redis", "--format", "{{.Config.Image}}") == OLD_IMAGE
     assert redis_version().startswith("7.0.")
