@@ -2,7 +2,8 @@
 sandbox: seeded keys in two databases and Celery tasks queued with an ETA (held by the worker, handed
 back to their queue when it stops) survive, read here another way than the suite reads them; the
 password is still required; the database, backend and frontend are not restarted. A new image that
-crash-loops on the installation's data ends on the old image with the same keys and tasks."""
+crash-loops on the installation's data, and a new Redis that rewrote its files (in a format Redis 7
+cannot read) and then failed verification, end on the old image with the same keys and tasks."""
 
 from __future__ import annotations
 
@@ -109,9 +110,9 @@ def measured(data: dict) -> str:
                        "rollback_s": sum(a["seconds"] for a in (data.get("rollback") or {}).get("actions", []))})
 
 
-def upgrade(pytester: pytest.Pytester, install: Installation, image: str):
+def upgrade(pytester: pytest.Pytester, install: Installation, image: str, *extra: str):
     return run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--component", "redis",
-                     "--image", image, "--ignore-maintenance")
+                     "--image", image, "--ignore-maintenance", *extra)
 
 
 def redis_version() -> str:
@@ -151,16 +152,24 @@ def test_redis_8_keeps_keys_and_queued_tasks(pytester: pytest.Pytester, seeded: 
     assert docker("inspect", "openwatch-redis", "--format", "{{.Config.Image}}") == NEW_IMAGE
 
 
-def test_crash_looping_image_ends_on_the_old_image_as_recorded(pytester: pytest.Pytester,
-                                                              seeded: tuple[Installation, dict, list[str]],
-                                                              record_property) -> None:
+@pytest.mark.parametrize(("fault", "args", "failed_stage", "files_restored"), [
+    ("the new image crash-loops on the data", ["--image", "openwatch-sandbox/redis:8-fault-crashloop"], "start_new",
+     False),
+    ("the new Redis rewrote its AOF and dropped its password", ["-p", "tests.component_faults",
+                                                                 "--inject-redis-rewrite-and-open"], "verify", True),
+])
+def test_fault_ends_on_the_old_image_as_recorded(pytester: pytest.Pytester, seeded: tuple[Installation, dict, list[str]],
+                                                 record_property, fault: str, args: list[str], failed_stage: str,
+                                                 files_restored: bool) -> None:
     install, values, task_ids = seeded
     database, untouched = snapshot(install), started_at()
-    failed = upgrade(pytester, install, "openwatch-sandbox/redis:8-fault-crashloop")
-    assert failed.outcomes["test_stage[start_new]"] == "failed", failed.outcomes
+    image = args[1] if args[0] == "--image" else NEW_IMAGE
+    failed = upgrade(pytester, install, image, *([] if args[0] == "--image" else args))
+    assert failed.outcomes[f"test_stage[{failed_stage}]"] == "failed", (fault, failed.outcomes)
     data = journal(install)
     record_property("measured", measured(data))
     assert data["outcome"] == "ROLLED BACK (old-image)", data["rollback"]
+    assert bool(data["redis"]["rollback_changed_files"]) is files_restored  # the saved files put back, or none
     assert docker("inspect", "openwatch-redis", "--format", "{{.Config.Image}}") == OLD_IMAGE
     assert redis_version().startswith("7.0.")
     assert seeded_values() == values
