@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -280,21 +281,31 @@ class RedisImageUpgrade(Upgrade):
         self.journal.finish("UPGRADED")
 
 
-# The stages in order, each calling its method (the inherited one for the gate); what each changes,
-# in --plan's words, is its title.
-STAGES: tuple[Stage, ...] = tuple(
-    Stage(name, title, changes, getattr(RedisImageUpgrade, f"stage_{name}"), title) for name, title, changes in (
-        ("gate", "pre-flight gate passed", "nothing"),
-        ("lock_and_record", "lock taken, database and Redis state recorded", "nothing"),
-        ("check_new_image", "new image starts, runs a newer Redis and requires the password", "nothing"),
-        ("pause_workers", "celery-beat and the worker stopped (prefetched tasks back in their queues)", "containers"),
-        ("record_and_stop", "Redis writes paused, state recorded, saved, Redis stopped", "containers"),
-        ("backup", "Redis data directory copied and its sha256 read back", "containers"),
-        ("verify_backup", "the copy loaded by the old image holds the recorded data", "containers"),
-        ("start_new", "new image started on the same volume", "containers"),
-        ("compare", "keys, queued messages and password compared with the recorded", "containers"),
-        ("switch", "installation pointed at the new image, worker and beat started", "containers"),
-        ("verify", "health, containers, password; database, backend, frontend not restarted", "containers"),
-        ("finish", "lock released, backup named", "nothing"),
-    )
+def _stage(name: str, title: str, changes: str, run: Callable[[RedisImageUpgrade], None]) -> Stage:
+    return Stage(name, title, changes, run, effect=title)
+
+
+# The stages in order; what each changes, in --plan's words, is its title.
+STAGES: tuple[Stage, ...] = (
+    _stage("gate", "pre-flight gate passed", "nothing", RedisImageUpgrade.stage_gate),
+    _stage("lock_and_record", "lock taken, database and Redis state recorded", "nothing",
+           RedisImageUpgrade.stage_lock_and_record),
+    _stage("check_new_image", "new image starts, runs a newer Redis and requires the password", "nothing",
+           RedisImageUpgrade.stage_check_new_image),
+    _stage("pause_workers", "celery-beat and the worker stopped (prefetched tasks back in their queues)", "containers",
+           RedisImageUpgrade.stage_pause_workers),
+    _stage("record_and_stop", "Redis writes paused, state recorded, saved, Redis stopped", "containers",
+           RedisImageUpgrade.stage_record_and_stop),
+    _stage("backup", "Redis data directory copied and its sha256 read back", "containers",
+           RedisImageUpgrade.stage_backup),
+    _stage("verify_backup", "the copy loaded by the old image holds the recorded data", "containers",
+           RedisImageUpgrade.stage_verify_backup),
+    _stage("start_new", "new image started on the same volume", "containers", RedisImageUpgrade.stage_start_new),
+    _stage("compare", "keys, queued messages and password compared with the recorded", "containers",
+           RedisImageUpgrade.stage_compare),
+    _stage("switch", "installation pointed at the new image, worker and beat started", "containers",
+           RedisImageUpgrade.stage_switch),
+    _stage("verify", "health, containers, password; database, backend and frontend not restarted", "containers",
+           RedisImageUpgrade.stage_verify),
+    _stage("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish),
 )
