@@ -17,9 +17,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--component", choices=COMPONENTS,
                     help="upgrade one component instead of the release: backend or frontend (with --target: only "
                          "its services rebuilt and restarted), postgres (with --image: a major version, by dump and "
-                         "restore onto a new volume; the old one is kept)")
-    group.addoption("--image", help="with --component postgres: the new PostgreSQL image, e.g. "
-                                    "openwatch-sandbox/postgres:17")
+                         "restore onto a new volume; the old one is kept), redis (with --image: a newer Redis image on the same "
+                         "volume)")
+    group.addoption("--image", help="with --component postgres or redis: the new image, e.g. "
+                                    "openwatch-sandbox/postgres:17 or openwatch-sandbox/redis:8")
     group.addoption("--pg-rollback", action="store_true",
                     help="with --component postgres: go back to the old image on the old volume the last finished "
                          "major upgrade kept (rows written since are lost: refused unless "
@@ -32,9 +33,14 @@ def component_problem(config: pytest.Config) -> str | None:
     component, image = config.getoption("component"), config.getoption("image")
     going_back = config.getoption("pg_rollback")
     if not component:
-        return "--image and --pg-rollback need --component postgres" if image or going_back else None
+        return "--image and --pg-rollback need --component postgres (--image also --component redis)" \
+            if image or going_back else None
     if config.getoption("rollback_to") or config.getoption("resume"):
         return "--component runs an upgrade of its own; do not combine it with --rollback-to or --resume"
+    if component == "redis":
+        if going_back or config.getoption("target"):
+            return "--component redis changes only the Redis image; do not combine it with --pg-rollback or --target"
+        return None if image else "--component redis needs --image (the new Redis image, e.g. openwatch-sandbox/redis:8)"
     if component != "postgres":
         if image or going_back:
             return f"--image and --pg-rollback are for --component postgres, not {component}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import docker
 
-from runbook import app_component, pg_major, pg_major_rollback, upgrade as code_upgrade
+from runbook import app_component, pg_major, pg_major_rollback, redis_image, upgrade as code_upgrade
 from runbook.journal import Journal
 from runbook.profile import Profile
 from runbook.rollback import Rollback
@@ -17,6 +17,7 @@ OPERATIONS: dict[str | None, tuple[Stage, ...]] = {
     "postgres": pg_major.STAGES,  # --component postgres --image IMAGE: a PostgreSQL major upgrade
     "backend": app_component.STAGES,  # --component backend --target REF: backend, worker and beat only
     "frontend": app_component.STAGES,  # --component frontend --target REF: the frontend only
+    "redis": redis_image.STAGES,  # --component redis --image IMAGE: a newer Redis on the same volume
 }
 COMPONENTS = tuple(name for name in OPERATIONS if name)
 
@@ -34,7 +35,8 @@ def rollback_for(run: Upgrade):
 def operation(component: str, image: str | None, going_back: bool, discarding_writes: bool, profile: Profile,
               client: docker.DockerClient, settings: Settings) -> Upgrade:
     """The run ``--component`` asks for: backend or frontend only to ``settings.target``, a PostgreSQL
-    major upgrade to ``image``, or (``going_back``) the return to the old volume the last one kept."""
+    major upgrade or a Redis image upgrade to ``image``, or (``going_back``) the return to the old
+    volume the last PostgreSQL major upgrade kept."""
     if going_back:
         return pg_major_rollback.from_journal(profile, client, settings, discarding_writes)
     if component in app_component.SERVICES:
@@ -42,4 +44,6 @@ def operation(component: str, image: str | None, going_back: bool, discarding_wr
         journal = Journal.start(profile.install_dir, target.name, settings.ticket, target.commit, target.kind)
         return app_component.AppComponentUpgrade(profile, client, settings, journal, component=component)
     journal = Journal.start(profile.install_dir, f"{component} {image}", settings.ticket)
+    if component == "redis":
+        return redis_image.RedisImageUpgrade(profile, client, settings, journal, image)
     return pg_major.PgMajorUpgrade(profile, client, settings, journal, image)

@@ -26,9 +26,7 @@ class PgMajorRollback(Rollback):
         upgrade = self.upgrade
         upgrade.release_snapshot()
         if upgrade.before is None:
-            upgrade.lock.release()
-            upgrade.journal.finish("NOT STARTED")
-            return RollbackResult("none", "none", ok=True)
+            return self.not_started()
         names = [stage.name for stage in STAGES]
         changed = failed_stage in names and names.index(failed_stage) >= STOPPED_AT
         return self.go_back(compare_data=True) if changed else self.run_tier("none")

@@ -37,14 +37,20 @@ def volume_name(project: str, new_major: int) -> str:
 
 
 class Pointer:
+    """Points one service at a new image through a compose file of the suite's own; this class the
+    PostgreSQL database (a new volume too), ``runbook.redis_image.RedisPointer`` Redis."""
+
+    override_name = OVERRIDE
+    env_comment = ENV_COMMENT
+
     def __init__(self, install_dir: Path, compose_files: tuple[Path, ...], new_image: str) -> None:
         self.install_dir = install_dir
-        self.compose_files = tuple(path for path in compose_files if path.name != OVERRIDE)
+        self.compose_files = tuple(path for path in compose_files if path.name != self.override_name)
         self.new_image = new_image
 
     @property
     def override(self) -> Path:
-        return self.install_dir / OVERRIDE
+        return self.install_dir / self.override_name
 
     @staticmethod
     def old_volume(client: docker.DockerClient, container: str) -> str:
@@ -60,11 +66,15 @@ class Pointer:
                 f"# .env) to run the old version on its old volume again.\n"
                 f"services:\n  database:\n    image: {self.new_image}\n    volumes:\n      - {key}:{DATA_DIR}\n"
                 f"volumes:\n  {key}: {{}}\n")
+        self.write_override_text(text)
+
+    def write_override_text(self, text: str) -> None:
+        """The override file, git-ignored so the pre-flight's "no local changes" check stays quiet."""
         self.override.write_text(text)
         exclude = self.install_dir / ".git" / "info" / "exclude"
-        if exclude.parent.is_dir() and OVERRIDE not in exclude.read_text(errors="replace").split():
+        if exclude.parent.is_dir() and self.override_name not in exclude.read_text(errors="replace").split():
             with exclude.open("a") as handle:
-                handle.write(f"{OVERRIDE}\n")
+                handle.write(f"{self.override_name}\n")
 
     def compose_with_override(self) -> Compose:
         return Compose(self.install_dir, (*self.compose_files, self.override))
@@ -81,19 +91,19 @@ class Pointer:
         text = self.env_path().read_text()
         env = parse_env(text)
         defaults = [path for path in profiles.default_compose_files(self.install_dir, env, environ={})
-                    if path.name != OVERRIDE]
-        listed = [os.path.relpath(path, self.install_dir) for path in defaults] + [OVERRIDE]
+                    if path.name != self.override_name]
+        listed = [os.path.relpath(path, self.install_dir) for path in defaults] + [self.override_name]
         previous = next((line for line in text.splitlines() if re.match(r"\s*(export\s+)?COMPOSE_FILE\s*=", line)), None)
         kept = [line for line in text.splitlines() if line != previous]
         separator = str(env.get("COMPOSE_PATH_SEPARATOR") or os.pathsep)
-        self.write_env(kept + [ENV_COMMENT, f"COMPOSE_FILE={separator.join(listed)}"])
+        self.write_env(kept + [self.env_comment, f"COMPOSE_FILE={separator.join(listed)}"])
         return {"previous_compose_file_line": previous, "compose_file": separator.join(listed)}
 
     def unpoint(self, previous_line: str | None) -> None:
         """``.env`` and the compose files as they were before :meth:`point` (idempotent)."""
         if self.env_path().exists():
             lines = self.env_path().read_text().splitlines()
-            ours = [i for i, line in enumerate(lines) if line == ENV_COMMENT]
+            ours = [i for i, line in enumerate(lines) if line == self.env_comment]
             if ours:
                 index = ours[0]
                 del lines[index:index + 2]  # the comment and the COMPOSE_FILE line after it

@@ -130,13 +130,17 @@ class Rollback:
                  + (f"differing in {len(differences)} places" if differences else "as recorded"))
         return found
 
+    def not_started(self) -> RollbackResult:
+        """Failed before anything was recorded: nothing was changed either."""
+        self.upgrade.lock.release()
+        self.upgrade.journal.finish("NOT STARTED")
+        return RollbackResult("none", "none", ok=True)
+
     def run(self, failed_stage: str) -> RollbackResult:
         upgrade = self.upgrade
         upgrade.release_snapshot()  # a run interrupted between recording and dumping still holds it
-        if upgrade.before is None:  # failed before anything was recorded: nothing was changed either
-            upgrade.lock.release()
-            upgrade.journal.finish("NOT STARTED")
-            return RollbackResult("none", "none", ok=True)
+        if upgrade.before is None:
+            return self.not_started()
         try:
             self.stop_one_off_containers()
         except Exception as error:  # noqa: BLE001 - the tier still runs; its verification judges the result

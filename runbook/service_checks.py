@@ -117,11 +117,14 @@ def logs_clean(client: docker.DockerClient, container: str, minutes: int, redact
 def redis_answers(profile: Profile) -> None:
     if "redis" not in profile.services:
         raise NotApplicable("the compose files define no redis service (the job queue replaced it in April 2026)")
-    container = profile.container("redis")
-    password = profile.setting("REDIS_PASSWORD")
+    redis_requires_password(profile.container("redis"), profile.setting("REDIS_PASSWORD"), profile.redactor)
+
+
+def redis_requires_password(container: str, password: str, redactor: Redactor) -> None:
+    """``container``'s Redis answers PING with ``password`` and refuses it without one."""
     authed = containers.exec_in(container, ["redis-cli", "ping"], secret_env={"REDISCLI_AUTH": password})
     if authed.stdout.strip() != "PONG":
-        raise Problem(f"redis-cli ping with REDIS_PASSWORD answered {profile.redactor(authed.stdout.strip() or authed.stderr.strip())!r}; "
+        raise Problem(f"redis-cli ping with REDIS_PASSWORD answered {redactor(authed.stdout.strip() or authed.stderr.strip())!r}; "
                       f"check {container} (`docker logs {container}`) and that .env's REDIS_PASSWORD matches")
     anonymous = containers.exec_in(container, ["redis-cli", "ping"], secret_env={"REDISCLI_AUTH": ""})
     if "NOAUTH" not in anonymous.stdout + anonymous.stderr:

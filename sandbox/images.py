@@ -47,11 +47,16 @@ INFRA_IMAGES: tuple[InfraImage, ...] = (
 # For the real OpenWatch's frontend build only (sandbox/real), built when that flavour is used.
 NODE_IMAGE = InfraImage("node", "openwatch-sandbox/node:20", base=TRIXIE_IMAGE)
 # Targets of the component upgrades (suites/upgrade --component): PostgreSQL 17 from Debian 13's
-# packages on the trixie base, and a fault image of it whose server never starts. In build order.
+# packages on the trixie base, and a fault image of it whose server never starts; Redis 8 likewise
+# (Debian has no Redis between bookworm's 7.0 and trixie's 8.0) and a fault image of it that
+# crash-loops on the installation's data. In build order.
 POSTGRES_17 = InfraImage("postgres17", "openwatch-sandbox/postgres:17", base=TRIXIE_IMAGE)
+REDIS_8 = InfraImage("redis8", "openwatch-sandbox/redis:8", base=TRIXIE_IMAGE)
 COMPONENT_IMAGES: tuple[InfraImage, ...] = (
     POSTGRES_17,
     InfraImage("postgres17-nostart", "openwatch-sandbox/postgres:17-fault-nostart", base=POSTGRES_17.tag),
+    REDIS_8,
+    InfraImage("redis8-crashloop", "openwatch-sandbox/redis:8-fault-crashloop", base=REDIS_8.tag),
 )
 
 
