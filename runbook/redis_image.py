@@ -147,8 +147,7 @@ class RedisImageUpgrade(Upgrade):
         self.journal.take_over()
         for purpose in ("probe", "backup-check"):  # what a killed run left
             self.remove_container(f"{self.profile.project}-redis-{purpose}")
-        self.before = self.capture(self.profile)
-        self.journal.set("before", self.before.to_json())
+        self.remember(before=self.capture(self.profile))
         live = self.read_redis()
         self.record(old_image=self.client.containers.get(self.redis_container).attrs["Config"]["Image"],
                     new_image=self.new_image, volume=self.volume(), before=live.to_json(),
@@ -263,8 +262,7 @@ class RedisImageUpgrade(Upgrade):
                                           expected_version=self.before.version, install_dir=new.install_dir)
         service_checks.containers_healthy(self.client, new)
         service_checks.redis_answers(new)
-        self.after = self.capture(new)
-        self.journal.set("after", self.after.to_json())
+        self.remember(after=self.capture(new))
 
     def verify_untouched(self) -> None:
         recorded = self.journal.data["redis"]["others_started_at"]

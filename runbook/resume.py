@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from runbook import app_component, components, pg_cluster, pg_major
+from runbook import app_component, components, pg_cluster, pg_major, redis_image, redis_state
 from runbook.errors import OperatorError
 from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
@@ -55,6 +55,13 @@ def from_unfinished(profile: Profile, client, settings: Settings, journal: Journ
         # Once the switch began the app may have written to the new volume: kept, never removed unasked.
         run.app_started_on_new = any(stage["name"] == "switch" for stage in data.get("stages") or [])
         return run
+    if data.get("redis"):
+        recorded = data["redis"]
+        run = redis_image.RedisImageUpgrade(profile, client, settings, journal, recorded["new_image"])
+        run.adopt(record, new_profile=profile)
+        if recorded.get("at_stop"):
+            run.redis_at_stop = redis_state.RedisState.from_json(recorded["at_stop"])
+        return run
     if data.get("component"):
         run = app_component.AppComponentUpgrade(profile, client, settings, journal,
                                                 component=data["component"]["name"])
@@ -67,7 +74,9 @@ def from_unfinished(profile: Profile, client, settings: Settings, journal: Journ
 
 def operation_of(data: dict) -> str | None:
     """Which of :data:`components.OPERATIONS` the journal's run was."""
-    return "postgres" if data.get("pg_major") else (data.get("component") or {}).get("name")
+    if data.get("pg_major"):
+        return "postgres"
+    return "redis" if data.get("redis") else (data.get("component") or {}).get("name")
 
 
 def settle(upgrade: Upgrade) -> RollbackResult | None:

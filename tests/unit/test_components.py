@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import app_component, components, pg_cluster, pg_major, pg_pointer
+from runbook import app_component, components, pg_cluster, pg_major, pg_pointer, resume
 from runbook.upgrade import STAGES as RELEASE_STAGES
 
 
@@ -123,3 +123,15 @@ def test_one_stage_model_for_every_operation() -> None:
     postgres = [s.name for s in components.stages_for("postgres")]
     assert postgres[:2] == ["gate", "lock_and_record"] and postgres[-1] == "finish"
     assert components.stages_for("postgres") is pg_major.STAGES
+
+
+@pytest.mark.parametrize(("recorded", "operation"), [
+    ({}, None),
+    ({"component": {"name": "backend"}}, "backend"),
+    ({"component": {"name": "frontend"}}, "frontend"),
+    ({"pg_major": {"new_image": "openwatch-sandbox/postgres:17"}}, "postgres"),
+    ({"redis": {"new_image": "openwatch-sandbox/redis:8"}}, "redis"),
+])
+def test_resume_settles_a_run_by_the_operation_its_journal_names(recorded: dict, operation: str | None) -> None:
+    assert resume.operation_of({"outcome": "running", "stages": [], **recorded}) == operation
+    assert "finish" in [stage.name for stage in components.stages_for(operation)]  # what a verified run completes
