@@ -64,6 +64,21 @@ def measured(data: dict, record_property) -> None:
         record_property("rollback_s", round(sum(action["seconds"] for action in data["rollback"]["actions"]), 2))
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--rules", "aegis-2026.2"], "ERROR: --rules: {bundle} is not a git repository; the Aegis rule bundle must be "
+                                  "cloned there before its rules can be updated"),
+    ([], "ERROR: --component aegis needs --rules (a tag, branch or commit of the rule bundle's origin, e.g. "
+         "aegis-2026.2)"),
+])
+def test_rules_that_cannot_work_are_refused_in_one_line(pytester: pytest.Pytester, ready: Installation,
+                                                         args: list[str], said: str) -> None:
+    result = run_suite(pytester, "upgrade", "--install-dir", str(ready.directory), "--component", "aegis", *args,
+                       "--ignore-maintenance")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert said.format(bundle=ready.directory / aegis_bundle.BUNDLE_DIR) in result.output
+    assert "Traceback" not in result.output and not (ready.directory / ".openwatch-upgrade").exists()
+
+
 def test_good_rules_release_is_served_and_only_backend_and_worker_restart(
         pytester: pytest.Pytester, with_bundle: Installation, record_property) -> None:
     install = with_bundle
