@@ -74,6 +74,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(problem)
     if config.getoption("component") == "aegis":
         try:
+            aegis_rules.audit_account(profile)
             config.stash[RULES_TARGET_KEY] = aegis_rules.resolve(profile.install_dir, config.getoption("rules"))
         except OperatorError as error:
             raise pytest.UsageError(f"--rules: {error}") from None

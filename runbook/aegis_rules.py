@@ -65,6 +65,16 @@ def resolve(install_dir: Path, name: str) -> targets.Target:
     return target
 
 
+def audit_account(profile) -> tuple[str, str]:
+    """The account the engine's health and rule count are read with (they need a token); OperatorError
+    before anything runs when ``.env`` has none, as a stage would otherwise only be skipped."""
+    user, password = profile.setting("OPENWATCH_AUDIT_USER"), profile.setting("OPENWATCH_AUDIT_PASSWORD")
+    if not user or not password:
+        raise OperatorError("the engine's health and rule count need a token: set OPENWATCH_AUDIT_USER and "
+                            "OPENWATCH_AUDIT_PASSWORD in .env (an account that can log in)")
+    return user, password
+
+
 @dataclass(frozen=True)
 class Served:
     """What the running engine serves: its health and the rules its reference endpoint lists."""
@@ -115,8 +125,7 @@ class AegisRulesUpgrade(AppComponentUpgrade):
         return self.journal.data["aegis_rules"]
 
     def served(self) -> Served:
-        return served(self.settings.base_url, self.profile.setting("OPENWATCH_AUDIT_USER"),
-                      self.profile.setting("OPENWATCH_AUDIT_PASSWORD"))
+        return served(self.settings.base_url, *audit_account(self.profile))
 
     # -- stages --------------------------------------------------------------------------------
     def stage_lock_and_record(self) -> None:
@@ -148,7 +157,7 @@ class AegisRulesUpgrade(AppComponentUpgrade):
 
     def stage_verify(self) -> None:
         new, base = self.new_profile, self.settings.base_url
-        user, password = new.setting("OPENWATCH_AUDIT_USER"), new.setting("OPENWATCH_AUDIT_PASSWORD")
+        user, password = audit_account(new)
         with requests.Session() as http:
             service_checks.backend_health(http, base, new.health_dependencies, expected_version=new.version,
                                           install_dir=new.install_dir)

@@ -61,6 +61,22 @@ def test_aegis_options(options: dict, said: str | None) -> None:
     assert component_problem(Given(**options)) == said
 
 
+class Profile:
+    def __init__(self, **env: str) -> None:
+        self.env = env
+
+    def setting(self, name: str) -> str:
+        return self.env.get(name, "")
+
+
+def test_the_audit_account_is_required_before_anything_runs() -> None:
+    assert aegis_rules.audit_account(Profile(OPENWATCH_AUDIT_USER="audit", OPENWATCH_AUDIT_PASSWORD="pw")) == (
+        "audit", "pw")
+    with pytest.raises(OperatorError, match="^the engine's health and rule count need a token: set "
+                                            "OPENWATCH_AUDIT_USER and OPENWATCH_AUDIT_PASSWORD in .env"):
+        aegis_rules.audit_account(Profile(OPENWATCH_AUDIT_USER="audit"))
+
+
 @pytest.fixture(scope="module")
 def installed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An installation directory holding only the bundle, cloned at its oldest release from a real origin."""
