@@ -21,7 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--component", choices=COMPONENTS,
                     help="upgrade one component instead of the release: backend or frontend (with --target: only "
                          "its services rebuilt and restarted), postgres (with --image: a major version, by dump and "
-                         "restore onto a new volume; the old one is kept), aegis (with --rules: the rule bundle in backend/aegis)")
+                         "restore onto a new volume; the old one is kept), aegis (with --rules: the rule bundle in "
+                         "backend/aegis)")
     group.addoption("--image", help="with --component postgres: the new PostgreSQL image, e.g. "
                                     "openwatch-sandbox/postgres:17")
     group.addoption("--rules", metavar="REF",
@@ -74,10 +75,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(problem)
     if config.getoption("component") == "aegis":
         try:
-            aegis_rules.audit_account(profile)
-            config.stash[RULES_TARGET_KEY] = aegis_rules.resolve(profile.install_dir, config.getoption("rules"))
+            config.stash[RULES_TARGET_KEY] = aegis_rules.judge(profile, config.getoption("rules"))
         except OperatorError as error:
-            raise pytest.UsageError(f"--rules: {error}") from None
+            raise pytest.UsageError(str(error)) from None
     if config.getoption("pg_rollback"):
         try:
             finished_major_upgrade(profile.install_dir)

@@ -65,6 +65,18 @@ def resolve(install_dir: Path, name: str) -> targets.Target:
     return target
 
 
+def judge(profile, name: str) -> targets.Target:
+    """What ``--component aegis --rules NAME`` needs before anything runs; OperatorError naming the option."""
+    try:
+        audit_account(profile)
+    except OperatorError as error:
+        raise OperatorError(f"--component aegis: {error}") from None
+    try:
+        return resolve(profile.install_dir, name)
+    except OperatorError as error:
+        raise OperatorError(f"--rules: {error}") from None
+
+
 def audit_account(profile) -> tuple[str, str]:
     """The account the engine's health and rule count are read with (they need a token); OperatorError
     before anything runs when ``.env`` has none, as a stage would otherwise only be skipped."""

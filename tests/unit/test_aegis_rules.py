@@ -72,9 +72,9 @@ class Profile:
 def test_the_audit_account_is_required_before_anything_runs() -> None:
     assert aegis_rules.audit_account(Profile(OPENWATCH_AUDIT_USER="audit", OPENWATCH_AUDIT_PASSWORD="pw")) == (
         "audit", "pw")
-    with pytest.raises(OperatorError, match="^the engine's health and rule count need a token: set "
-                                            "OPENWATCH_AUDIT_USER and OPENWATCH_AUDIT_PASSWORD in .env"):
-        aegis_rules.audit_account(Profile(OPENWATCH_AUDIT_USER="audit"))
+    with pytest.raises(OperatorError, match="^--component aegis: the engine's health and rule count need a token: "
+                                            "set OPENWATCH_AUDIT_USER and OPENWATCH_AUDIT_PASSWORD in .env"):
+        aegis_rules.judge(Profile(OPENWATCH_AUDIT_USER="audit"), "main")
 
 
 @pytest.fixture(scope="module")
