@@ -12,11 +12,13 @@ import os
 import socket
 from pathlib import Path
 
+from runbook import aegis_rules
+from runbook.components import rollback_for
 from runbook.errors import OperatorError
 from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
 from runbook.release_checks import holder_alive
-from runbook.rollback import Rollback, RollbackResult
+from runbook.rollback import RollbackResult
 from runbook.run_record import RunRecord
 from runbook.upgrade import BY_NAME, Settings, Upgrade
 
@@ -43,8 +45,12 @@ def unfinished_run(install_dir: Path) -> Journal:
 
 def from_unfinished(profile: Profile, client, settings: Settings, journal: Journal) -> Upgrade:
     """The dead run, from its journal (see :func:`unfinished_run`), to be settled by this process."""
-    upgrade = Upgrade(profile, client, settings, journal)
     record = RunRecord.read(journal.data)
+    if "aegis_rules" in journal.data:  # a rule bundle update, settled by its own rollback
+        rules_update = aegis_rules.AegisRulesUpgrade(profile, client, settings, journal)
+        rules_update.adopt(record, new_profile=profile)
+        return rules_update
+    upgrade = Upgrade(profile, client, settings, journal)
     # The target is checked out and its images built once the checkout passed.
     upgrade.adopt(record, new_profile=upgrade.load_profile() if "checkout" in record.stages_passed else None)
     return upgrade
@@ -60,4 +66,4 @@ def settle(upgrade: Upgrade) -> RollbackResult | None:
     if "verify" in journal.completed():  # the new version was up and verified: only the finish is left
         upgrade.run_stage(BY_NAME["finish"])
         return None
-    return Rollback(upgrade).run(stage)
+    return rollback_for(upgrade).run(stage)

@@ -1,13 +1,17 @@
 """The Aegis rule bundle updated by the suite (``--component aegis --rules REF``), for real on the
 sandbox with the bundle cloned in ``backend/aegis``: a good rule release is served with its own rule
 count and nothing but the backend and worker restarts; the empty release (engine health 503) is
-detected and rolled back to the recorded commit, serving the recorded count. The database is as
-recorded either way (every table's rows and checksum, the schema)."""
+detected and rolled back to the recorded commit, serving the recorded count; a run killed while
+the new backend starts is settled by ``--resume`` the same way. The database is as recorded in each
+case (every table's rows and checksum, the schema)."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,8 +20,10 @@ from runbook import gitrepo
 from sandbox import aegis_bundle
 from sandbox.installation import Installation
 from tests.e2e.test_app_component import started_at
+from tests.e2e.test_crash_safety import wait_for_stage
 from tests.sandbox_state import journal, snapshot
-from tests.suite_runner import run_suite
+from tests.sessions import kill_session
+from tests.suite_runner import ROOT, run_suite
 
 pytestmark = [pytest.mark.component, pytest.mark.slow]
 REBUILT = ("openwatch-backend", "openwatch-worker")
@@ -113,3 +119,29 @@ def test_empty_rules_release_is_rolled_back_to_the_recorded_commit(
     assert snapshot(install) == before
     assert started_at(UNTOUCHED) == untouched
     assert not (install.directory / ".openwatch-upgrade.lock").exists()
+
+
+def test_run_killed_while_the_new_rules_start_is_rolled_back_by_resume(
+        pytester: pytest.Pytester, with_bundle: Installation, tmp_path: Path, record_property) -> None:
+    install = with_bundle
+    before, untouched, commit = snapshot(install), started_at(UNTOUCHED), bundle_commit(install)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites" / "upgrade"), "--install-dir",
+                             str(install.directory), "--component", "aegis", "--rules", "aegis-2026.2",
+                             "--ignore-maintenance", f"--reports-dir={tmp_path}", "-p", "no:cacheprovider",
+                             "-o", "log_cli=false"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    assert wait_for_stage(install, proc, "start"), proc.communicate()[0]
+    kill_session(proc.pid)  # power loss for the run and the commands it started
+    proc.communicate(timeout=60)
+    assert journal(install)["outcome"] == "running"
+
+    resumed = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--resume")
+    assert resumed.ret == 0, resumed.output[-3000:]
+    data = journal(install)
+    measured(data, record_property)
+    assert data["outcome"] == "ROLLED BACK (rules)" and data["resumed"]["stage"] == "start", data["rollback"]
+    assert bundle_commit(install) == commit
+    assert engine(install) == (200, aegis_bundle.OLDEST.rule_count)
+    assert snapshot(install) == before
+    assert started_at(UNTOUCHED) == untouched
