@@ -16,7 +16,9 @@ served before."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from shlex import quote
 
@@ -206,7 +208,7 @@ class AegisRollback(ComponentRollback):
         result = RollbackResult(requested=TIER, tier=TIER)
         try:
             for title in actions:
-                self.step(result, title, getattr(self, ACTIONS[title]))
+                self.step(result, title, partial(ACTIONS[title], self))
             result.ok = True
         except Exception as error:  # noqa: BLE001 - any failure leaves it stopped, with the steps by hand
             result.problem = self.failure_line(error)
@@ -253,41 +255,41 @@ class AegisRollback(ComponentRollback):
 
 # The stages in order, each calling its method (the release upgrade's for gate, backup, verify_backup and
 # finish; the component upgrade's for build and start). Only a failure in finish is not rolled back.
-STAGES: tuple[Stage, ...] = tuple(
-    Stage(name, title, changes, getattr(AegisRulesUpgrade, f"stage_{name}"), effect, rolled_back=name != "finish")
-    for name, title, changes, effect in (
-        ("gate", "pre-flight gate passed", "nothing",
-         "nothing: lets the update go on only if every pre-flight check passed"),
-        ("lock_and_record", "lock taken, state, rule bundle commit and served rules recorded", "nothing",
-         "takes the run lock, writes the journal; reads the database state, the bundle's commit and what the engine "
-         "serves, and counts the target's rules"),
-        ("backup", "database and configuration backed up", "nothing",
-         "writes a pg_dump of the database and copies .env, certificates and compose files to the backup folder"),
-        ("verify_backup", "backup verified by restore", "nothing",
-         "reads the dump back (sha256, pg_restore --list), compares the scratch restore, drops it"),
-        ("checkout_rules", "target rules checked out in backend/aegis", "code",
-         "fetches the bundle's origin and checks out the target commit, detached"),
-        ("build", "backend and worker images built while the old ones serve", "code",
-         "builds the backend and worker images with the new bundle"),
-        ("drain_and_stop", "backend stopped, then the worker (its task finished)", "containers",
-         "stops the backend and the worker (the database, Redis, beat and frontend keep running)"),
-        ("start", "backend and worker started (--no-deps) and healthy", "containers",
-         "starts the backend and worker on the new images"),
-        ("verify", "engine healthy, the target's rule count listed, the others not restarted", "containers",
-         "nothing: reads health, the engine's health, the rules listed, containers and every table"),
-        ("finish", "lock released, old backups pruned", "nothing",
-         "releases the lock, deletes backups past retention (never the newest)"),
-    ))
+STAGES: tuple[Stage, ...] = (
+    Stage("gate", "pre-flight gate passed", "nothing", AegisRulesUpgrade.stage_gate,
+          "nothing: lets the update go on only if every pre-flight check passed"),
+    Stage("lock_and_record", "lock taken, state, rule bundle commit and served rules recorded", "nothing",
+          AegisRulesUpgrade.stage_lock_and_record,
+          "takes the run lock, writes the journal; reads the database state, the bundle's commit and what the engine "
+          "serves, and counts the target's rules"),
+    Stage("backup", "database and configuration backed up", "nothing", AegisRulesUpgrade.stage_backup,
+          "writes a pg_dump of the database and copies .env, certificates and compose files to the backup folder"),
+    Stage("verify_backup", "backup verified by restore", "nothing", AegisRulesUpgrade.stage_verify_backup,
+          "reads the dump back (sha256, pg_restore --list), compares the scratch restore, drops it"),
+    Stage("checkout_rules", "target rules checked out in backend/aegis", "code", AegisRulesUpgrade.stage_checkout_rules,
+          "fetches the bundle's origin and checks out the target commit, detached"),
+    Stage("build", "backend and worker images built while the old ones serve", "code", AegisRulesUpgrade.stage_build,
+          "builds the backend and worker images with the new bundle"),
+    Stage("drain_and_stop", "backend stopped, then the worker (its task finished)", "containers",
+          AegisRulesUpgrade.stage_drain_and_stop,
+          "stops the backend and the worker (the database, Redis, beat and frontend keep running)"),
+    Stage("start", "backend and worker started (--no-deps) and healthy", "containers", AegisRulesUpgrade.stage_start,
+          "starts the backend and worker on the new images"),
+    Stage("verify", "engine healthy, the target's rule count listed, the others not restarted", "containers",
+          AegisRulesUpgrade.stage_verify, "nothing: reads health, the engine's health, the rules listed, containers and every table"),
+    Stage("finish", "lock released, old backups pruned", "nothing", AegisRulesUpgrade.stage_finish,
+          "releases the lock, deletes backups past retention (never the newest)", rolled_back=False),
+)
 NAMES = [stage.name for stage in STAGES]
 
-# Rollback action -> the AegisRollback method it runs.
-ACTIONS = {
-    "stop the backend and worker": "stop_app",
-    "check out the recorded rule bundle commit": "restore_rules",
-    "rebuild the backend and worker images": "rebuild",
-    "compare the database with the state at the stop": "verify_database",
-    "start the backend and worker and wait healthy": "start_old",
-    VERIFY_RESTORED: "verify_restored",
+# Each rollback action (its title, as the journal and report print it) and what it runs.
+ACTIONS: dict[str, Callable[[AegisRollback], None]] = {
+    "stop the backend and worker": AegisRollback.stop_app,
+    "check out the recorded rule bundle commit": AegisRollback.restore_rules,
+    "rebuild the backend and worker images": AegisRollback.rebuild,
+    "compare the database with the state at the stop": AegisRollback.verify_database,
+    "start the backend and worker and wait healthy": AegisRollback.start_old,
+    VERIFY_RESTORED: AegisRollback.verify_restored,
 }
 
 
