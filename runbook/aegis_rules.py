@@ -184,8 +184,7 @@ class AegisRulesUpgrade(AppComponentUpgrade):
             raise Problem(problem)
         service_checks.containers_healthy(self.client, new)
         self.others_not_restarted()
-        self.after = self.capture(new)
-        self.journal.set("after", self.after.to_json())
+        self.remember(after=self.capture(new))
         self.journal.set("aegis_rules", {**self.rules(), "served_after": asdict(Served(True, listed))})
 
 

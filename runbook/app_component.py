@@ -71,8 +71,7 @@ class AppComponentUpgrade(Upgrade):
         compose = Compose.of(self.new_profile)
         compose("build", "--quiet", *self.services(self.new_profile), timeout=3600)
         if self.component == "backend":
-            self.alembic_ini = compose.alembic_ini()
-            self.journal.set("alembic_ini", self.alembic_ini)
+            self.remember(alembic_ini=compose.alembic_ini())
 
     def stage_drain_and_stop(self) -> None:
         old = self.profile
@@ -124,8 +123,7 @@ class AppComponentUpgrade(Upgrade):
             with self.connect() as conn:
                 schema_checks.at_code_head(new.install_dir, conn)
         self.others_not_restarted()
-        self.after = self.capture(new)
-        self.journal.set("after", self.after.to_json())
+        self.remember(after=self.capture(new))
 
     def others_not_restarted(self) -> None:
         recorded = self.journal.data["component"]["others_started_at"]

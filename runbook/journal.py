@@ -95,6 +95,11 @@ class Journal:
     def completed(self) -> list[str]:
         return [s["name"] for s in self.data["stages"] if s["status"] == "passed"]
 
+    def write_record(self, fields: dict) -> None:
+        """The run's record (``RunRecord.to_json()``) into the journal, in one write."""
+        self.data.update(fields)
+        self.save()
+
     def set(self, key: str, value: object) -> None:
         self.data[key] = value
         self.save()

@@ -12,6 +12,7 @@ from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
 from runbook.pg_major import STAGES, PgMajorUpgrade
 from runbook.rollback import Rollback, RollbackResult
+from runbook.run_record import RunRecord
 from runbook.shell import progress
 
 TIER = "old-volume"
@@ -123,11 +124,8 @@ def from_journal(profile, client, settings, discarding_writes: bool) -> PgMajorU
     journal = finished_major_upgrade(profile.install_dir)
     data = journal.data
     run = PgMajorUpgrade(profile, client, settings, journal, data["pg_major"]["new_image"])
-    run.before = state.InstallState.from_json(data["before"])
-    run.at_stop = state.InstallState.from_json(data["at_stop"]) if data.get("at_stop") else None
-    run.after = state.InstallState.from_json(data["after"]) if data.get("after") else None
+    run.adopt(RunRecord.read(data), new_profile=profile, image_names={"database": data["pg_major"]["old_image"]})
     run.facts = pg_cluster.ClusterFacts.from_json(data["pg_major"]["facts"])
-    run.new_profile = profile
     run.app_started_on_new = True  # the new volume holds what the app wrote: kept, named in the journal
     run.discarding_writes = discarding_writes
     return run

@@ -62,6 +62,15 @@ def _downtime(downtime: dict | None) -> str:
             f"longest {downtime['downtime_longest_s']:.1f} s")
 
 
+def _kept_volume(pg_major: dict | None) -> str:
+    """A finished major upgrade keeps the old cluster's volume: the way back, and disk space to reclaim later."""
+    if not pg_major or not pg_major.get("old_volume_kept_until"):
+        return ""
+    return (f"<code>{escape(pg_major['old_volume'])}</code> (PostgreSQL {escape(str(pg_major['facts']['server_version']))}) "
+            f"kept untouched until {escape(pg_major['old_volume_kept_until'])}; "
+            "<code>--component postgres --pg-rollback</code> goes back to it")
+
+
 def _rollback(rollback: dict) -> str:
     state = "succeeded" if rollback["ok"] else "FAILED"
     seconds = sum(action["seconds"] for action in rollback["actions"])
@@ -79,6 +88,9 @@ def upgrade_card(journal: dict, verdict: str, title: str, notes: dict[str, str] 
     facts = [_fact(label, escape(text)) for label, text in (notes or {}).items()]
     facts += [_fact("Window (UTC)", window), _fact("User-visible downtime", _downtime(journal.get("downtime"))),
               _fact("Backup", _backup(journal.get("backup")))]
+    kept = _kept_volume(journal.get("pg_major"))
+    if kept:
+        facts.append(_fact("Old PostgreSQL volume", kept))
     failed = change_record.failed_stage(journal)
     if failed and verdict != "IN PROGRESS":
         facts.append(_fact("Failed stage", f"<strong>{escape(failed['name'])}</strong>: {escape(failed['reason'])}"))

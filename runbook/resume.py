@@ -12,15 +12,14 @@ import os
 import socket
 from pathlib import Path
 
-from runbook import aegis_rules
-from runbook.components import rollback_for
+from runbook import aegis_rules, app_component, components, pg_cluster, pg_major
 from runbook.errors import OperatorError
 from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
 from runbook.release_checks import holder_alive
 from runbook.rollback import RollbackResult
 from runbook.run_record import RunRecord
-from runbook.upgrade import BY_NAME, Settings, Upgrade
+from runbook.upgrade import Settings, Upgrade
 
 
 def unfinished_run(install_dir: Path) -> Journal:
@@ -44,26 +43,47 @@ def unfinished_run(install_dir: Path) -> Journal:
 
 
 def from_unfinished(profile: Profile, client, settings: Settings, journal: Journal) -> Upgrade:
-    """The dead run, from its journal (see :func:`unfinished_run`), to be settled by this process."""
-    record = RunRecord.read(journal.data)
-    if "aegis_rules" in journal.data:  # a rule bundle update, settled by its own rollback
-        rules_update = aegis_rules.AegisRulesUpgrade(profile, client, settings, journal)
-        rules_update.adopt(record, new_profile=profile)
-        return rules_update
-    upgrade = Upgrade(profile, client, settings, journal)
+    """The dead run, from its journal (see :func:`unfinished_run`), to be settled by this process: a
+    code upgrade, or the component upgrade the journal names (``--resume`` needs no ``--component``)."""
+    data = journal.data
+    record = RunRecord.read(data)
+    if data.get("pg_major"):
+        recorded = data["pg_major"]
+        run = pg_major.PgMajorUpgrade(profile, client, settings, journal, recorded["new_image"])
+        run.adopt(record, new_profile=profile, image_names={"database": recorded["old_image"]})
+        run.facts = pg_cluster.ClusterFacts.from_json(recorded["facts"])
+        # Once the switch began the app may have written to the new volume: kept, never removed unasked.
+        run.app_started_on_new = any(stage["name"] == "switch" for stage in data.get("stages") or [])
+        return run
+    if (data.get("component") or {}).get("name") == "aegis":  # a rule bundle update: the outer checkout never moved
+        run = aegis_rules.AegisRulesUpgrade(profile, client, settings, journal)
+        run.adopt(record, new_profile=profile)
+        return run
+    if data.get("component"):
+        run = app_component.AppComponentUpgrade(profile, client, settings, journal,
+                                                component=data["component"]["name"])
+    else:
+        run = Upgrade(profile, client, settings, journal)
     # The target is checked out and its images built once the checkout passed.
-    upgrade.adopt(record, new_profile=upgrade.load_profile() if "checkout" in record.stages_passed else None)
-    return upgrade
+    run.adopt(record, new_profile=run.load_profile() if "checkout" in record.stages_passed else None)
+    return run
+
+
+def operation_of(data: dict) -> str | None:
+    """Which of :data:`components.OPERATIONS` the journal's run was."""
+    return "postgres" if data.get("pg_major") else (data.get("component") or {}).get("name")
 
 
 def settle(upgrade: Upgrade) -> RollbackResult | None:
-    """Complete a run that had verified the new version (returns None), else roll it back."""
+    """Complete a run that had verified the new version (returns None), else roll it back the way its
+    own operation rolls back (a major upgrade: to the old volume)."""
     upgrade.lock.acquire(upgrade.settings.ticket)
     journal = upgrade.journal
     stage = journal.last_stage()
     journal.set("resumed", {"by_pid": os.getpid(), "at": now(), "stage": stage})
     upgrade.remove_leftovers()
     if "verify" in journal.completed():  # the new version was up and verified: only the finish is left
-        upgrade.run_stage(BY_NAME["finish"])
+        stages = components.stages_for(operation_of(journal.data))
+        upgrade.run_stage(next(known for known in stages if known.name == "finish"))
         return None
-    return rollback_for(upgrade).run(stage)
+    return components.rollback_for(upgrade).run(stage)

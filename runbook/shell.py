@@ -45,19 +45,20 @@ def run(
     ``docker compose`` runs its plugin as a child, which would otherwise go on (creating a container the
     rollback has already swept for) and keep the output pipes open, so waiting for them would hang."""
     __tracebackhide__ = True
-    with subprocess.Popen(
+    command = subprocess.Popen(
         list(argv), cwd=cwd, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **OWN_GROUP,
-    ) as command:
-        try:
-            stdout, stderr = command.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(command)
-            stdout, stderr = command.communicate()
-            raise subprocess.TimeoutExpired(command.args, timeout or 0, output=stdout, stderr=stderr) from None
-        except BaseException:
-            kill_group(command)
-            raise
+    )
+    try:
+        stdout, stderr = command.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(command)
+        stdout, stderr = command.communicate()
+        raise subprocess.TimeoutExpired(command.args, timeout or 0, output=stdout, stderr=stderr) from None
+    except BaseException:
+        kill_group(command)
+        command.wait()
+        raise
     proc = subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)

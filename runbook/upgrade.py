@@ -85,6 +85,7 @@ class Upgrade:
     migrated: state.InstallState | None = None
     after: state.InstallState | None = None
     backup: backup.BackupRecord | None = None
+    backup_verification: dict | None = None
     snapshot: backup.Snapshot | None = None  # the recorded state's, held open until the dump has read it
     alembic_ini: str | None = None
     full_restore: bool = True  # verification depth, chosen from the database size at backup time
@@ -145,13 +146,11 @@ class Upgrade:
         # meets the recorded checksums, whatever the app writes in between.
         self.snapshot = backup.Snapshot(self.profile.db_conninfo())
         try:
-            self.before = state.capture(self.profile, self.client, self.snapshot.conn)
+            before = state.capture(self.profile, self.client, self.snapshot.conn)
         except BaseException:
             self.release_snapshot()
             raise
-        self.image_names = Compose.of(self.profile).image_names()
-        self.journal.set("image_names", self.image_names)
-        self.journal.set("before", self.before.to_json())
+        self.remember(before=before, image_names=Compose.of(self.profile).image_names())
 
     def remove_leftovers(self) -> None:
         """What a killed run can leave behind: scratch databases and partial dumps (only a lock holder
@@ -172,17 +171,17 @@ class Upgrade:
         self.full_restore = size <= self.settings.full_restore_max_bytes
         scratch = f"{backup.SCRATCH_PREFIXES[0]}{os.getpid()}" if self.full_restore else None
         try:
-            self.backup = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
+            taken = backup.take(self.profile.install_dir, self.settings.backup_dir, self.db_container,
                                       self.db_user, self.db_name, label=self.before.version, restore_into=scratch,
                                       snapshot=self.snapshot)
         finally:
             self.release_snapshot()
-        self.journal.set("backup", self.backup.to_json())
+        self.remember(backup=taken)
 
     def stage_verify_backup(self) -> None:
         result = backup.verify(self.backup, self.db_container, self.db_user, self.conninfo(), self.before.tables,
                                full_restore=self.full_restore, expected_schema=self.before.schema)
-        self.journal.set("backup", {**self.backup.to_json(), "verification": result})
+        self.remember(backup_verification=result)
 
     def stage_checkout(self) -> None:
         """The commit ``--target`` resolved to at the start of the run (a branch that moved since is
@@ -199,8 +198,7 @@ class Upgrade:
     def stage_build(self) -> None:
         compose = Compose.of(self.new_profile)
         seconds = compose.build()
-        self.alembic_ini = compose.alembic_ini()
-        self.journal.set("alembic_ini", self.alembic_ini)
+        self.remember(alembic_ini=compose.alembic_ini())
         progress(f"built {self.settings.target.label} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
 
     def stage_drain_and_stop(self) -> None:
@@ -227,14 +225,12 @@ class Upgrade:
 
     def record_at_stop(self) -> None:
         """The state the rollback must give back, and the rows written since the recording, kept."""
-        self.at_stop = self.capture(self.profile)
-        self.journal.set("at_stop", self.at_stop.to_json())
+        self.remember(at_stop=self.capture(self.profile))
         written = [name for name in state.data_differences(self.before, self.at_stop) if name in self.at_stop.tables]
         if not written or self.backup is None:
             return
         destination = backup.delta_path(Path(self.backup.dump))
-        self.delta = delta_backup.take(self.db_container, self.db_user, self.db_name, written, destination)
-        self.journal.set("delta_backup", self.delta.to_json())
+        self.remember(delta=delta_backup.take(self.db_container, self.db_user, self.db_name, written, destination))
         progress(f"the app wrote to {len(written)} tables after the state was recorded ({', '.join(written[:5])}"
                  f"{' ...' if len(written) > 5 else ''}); their rows at the stop kept in {destination} "
                  f"({self.delta.size / 1024:.0f} KiB, {self.delta.seconds:.1f}s)")
@@ -296,8 +292,7 @@ class Upgrade:
         service_checks.containers_healthy(self.client, new)
         with self.connect() as conn:
             schema_checks.at_code_head(new.install_dir, conn)
-        self.after = self.capture(new)
-        self.journal.set("after", self.after.to_json())
+        self.remember(after=self.capture(new))
 
     def stage_finish(self) -> None:
         self.lock.release()
@@ -334,12 +329,25 @@ class Upgrade:
             return []
         return [mount["Name"] for mount in mounts if mount.get("Type") == "volume" and mount.get("Name")]
 
+    def remember(self, **fields: object) -> None:
+        """Set what the run records (the upgrade's attributes behind :class:`RunRecord`'s fields) and
+        write the whole record to the journal at once: the one way those fields reach it."""
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.journal.write_record(self.run_record().to_json())
+
+    def run_record(self) -> RunRecord:
+        return RunRecord(before=self.before, at_stop=self.at_stop, after=self.after, backup=self.backup,
+                         backup_verification=self.backup_verification, delta_backup=self.delta,
+                         image_names=self.image_names, alembic_ini=self.alembic_ini)
+
     def adopt(self, record: RunRecord, new_profile: Profile | None, image_names: dict[str, str] | None = None,
               alembic_ini: str | None = None) -> None:
         """Take over what an earlier run recorded (``--resume``, ``--rollback-to``); ``image_names`` and
         ``alembic_ini`` read from the installation now win over the recorded ones."""
-        self.before, self.at_stop, self.backup, self.delta = (record.before, record.at_stop, record.backup,
-                                                              record.delta_backup)
+        self.before, self.at_stop, self.after = record.before, record.at_stop, record.after
+        self.backup, self.backup_verification = record.backup, record.backup_verification
+        self.delta = record.delta_backup
         self.new_profile = new_profile
         self.image_names = image_names or record.image_names or Compose.of(self.profile).image_names()
         self.alembic_ini = alembic_ini or record.alembic_ini

@@ -1,8 +1,9 @@
 """PostgreSQL 15 -> 17 by the suite (``--component postgres --image openwatch-sandbox/postgres:17``),
 for real on the sandbox: the upgrade, the installation's own ``docker compose`` afterwards, a
 backup by the new server's pg_dump, ``--pg-rollback``; and each fault (the new image never starts,
-the restore fails halfway, SIGINT during the restore, the disk fills during the dump) ending on
-the old image and the old volume with every table's rows and checksum as recorded."""
+the restore fails halfway, SIGINT during the restore, the disk fills during the dump, the run killed
+during the restore and settled by ``--resume``) ending on the old image and the old volume with every
+table's rows and checksum as recorded."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from runbook import pg_pointer
 from sandbox import images, releases
 from sandbox.installation import Installation
 from tests.e2e.test_crash_safety import wait_for_stage
+from tests.sessions import kill_session
 from tests.sandbox_state import contents, journal, snapshot
 from tests.suite_runner import ROOT, run_suite
 
@@ -141,3 +143,30 @@ def test_sigint_during_the_restore_ends_on_the_old_volume(on_pg15: Installation,
     data = journal(install)
     assert data["outcome"] == "ROLLED BACK (old-volume)", output[-3000:]
     assert_back_on_pg15(install, before)
+
+
+def test_killed_during_the_restore_resume_ends_on_the_old_volume(pytester: pytest.Pytester, on_pg15: Installation,
+                                                                tmp_path: Path) -> None:
+    install = on_pg15
+    before = snapshot(install)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites" / "upgrade"), *upgrade_args(install),
+                             f"--reports-dir={tmp_path}", "-p", "no:cacheprovider", "-o", "log_cli=false"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    assert wait_for_stage(install, proc, "restore"), proc.communicate()[0]
+    kill_session(proc.pid)  # power loss for the suite's process tree: no rollback in that run
+    proc.communicate(timeout=60)
+    dead = journal(install)
+    assert dead["outcome"] == "running" and dead["stages"][-1]["name"] == "restore"
+    assert server_version(install).startswith("17.")  # the new cluster was left serving, half restored
+
+    # `--resume` alone: the journal says it was a PostgreSQL major upgrade, and it goes back its own way.
+    resumed = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--resume",
+                        "--ignore-maintenance")
+    assert resumed.ret == 0, resumed.output[-3000:]
+    assert set(resumed.outcomes) == {"test_resume_unfinished_run"}
+    settled = journal(install)
+    assert settled["run_id"] == dead["run_id"] and settled["resumed"]["stage"] == "restore"
+    assert settled["outcome"] == "ROLLED BACK (old-volume)" and settled["rollback"]["ok"], settled["rollback"]
+    assert_back_on_pg15(install, before)
+    assert NEW_VOLUME not in volumes()  # the app never ran on it: removed

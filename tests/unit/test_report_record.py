@@ -130,6 +130,18 @@ def test_card_per_outcome(outcome: str, tone: str, shown: list[str], absent: lis
         assert text not in card, text
 
 
+def test_card_names_the_old_postgresql_volume_a_major_upgrade_kept() -> None:
+    data = journal("UPGRADED")
+    data["pg_major"] = {"old_volume": "openwatch_postgres_data", "old_volume_kept_until": "2026-12-26",
+                        "facts": {"server_version": "15.14"}, "new_major": 17}
+    card = report_html.upgrade_card(data, "UPGRADED", "CHG-7 · postgres 15 → 17")
+    assert "Old PostgreSQL volume" in card and "<code>openwatch_postgres_data</code> (PostgreSQL 15.14)" in card
+    assert "kept untouched until 2026-12-26" in card and "--pg-rollback" in card
+    # Not yet finished (or rolled back): nothing is kept for later, so nothing is named.
+    del data["pg_major"]["old_volume_kept_until"]
+    assert "Old PostgreSQL volume" not in report_html.upgrade_card(data, "UPGRADED", "t")
+
+
 def test_card_escapes_every_value() -> None:
     data = journal("ROLLED BACK (quick)")
     data["stages"][-1]["detail"] = "<script>alert(1)</script>"
@@ -315,7 +327,14 @@ def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
                             "seconds": 0.1}
     record = RunRecord.read(data)
     assert record.before == InstallState.from_json(data["before"]) and record.at_stop is None
+    assert record.after == InstallState.from_json(data["after"]) != record.before
     assert record.backup.sha256 == "d" * 64 and record.backup.dump.endswith("x.dump")  # its verification left out
     assert record.delta_backup.tables == ["hosts"]
     assert record.stages_passed[-3:] == ("start", "verify", "finish")
     assert RunRecord.read({"schema_version": SCHEMA_VERSION, "stages": []}) == RunRecord()
+    # Written whole by the run, read back the same: one form for both directions.
+    written = record.to_json()
+    assert written["backup"]["verification"] == data["backup"]["verification"]
+    assert RunRecord.read({**data, **written}) == record
+    assert not schemas.problems(schemas.JOURNAL, {**data, **written})
+    assert RunRecord().to_json() == {}  # nothing recorded yet: no field written
