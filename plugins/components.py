@@ -7,9 +7,13 @@ from __future__ import annotations
 import pytest
 
 from plugins.options import PROFILE_KEY
+from runbook import aegis_rules
 from runbook.components import COMPONENTS
 from runbook.errors import OperatorError
 from runbook.pg_major_rollback import finished_major_upgrade
+from runbook.targets import Target
+
+RULES_TARGET_KEY = pytest.StashKey[Target]()  # --rules, resolved once in the bundle's origin
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -18,9 +22,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="upgrade one component instead of the release: backend or frontend (with --target: only "
                          "its services rebuilt and restarted), postgres (with --image: a major version, by dump and "
                          "restore onto a new volume; the old one is kept), redis (with --image: a newer Redis image on the same "
-                         "volume)")
+                         "volume), aegis (with --rules: the rule bundle in backend/aegis)")
     group.addoption("--image", help="with --component postgres or redis: the new image, e.g. "
                                     "openwatch-sandbox/postgres:17 or openwatch-sandbox/redis:8")
+    group.addoption("--rules", metavar="REF",
+                    help="with --component aegis: the Aegis rule release to check out in backend/aegis (a tag, a "
+                         "branch or a commit id of its origin); backend and worker rebuilt and restarted")
     group.addoption("--pg-rollback", action="store_true",
                     help="with --component postgres: go back to the old image on the old volume the last finished "
                          "major upgrade kept (rows written since are lost: refused unless "
@@ -32,6 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def component_problem(config: pytest.Config) -> str | None:
     component, image = config.getoption("component"), config.getoption("image")
     going_back = config.getoption("pg_rollback")
+    if config.getoption("rules") and component != "aegis":
+        return "--rules is for --component aegis (the rule bundle's release); add --component aegis or drop --rules"
+    if component == "aegis":
+        if config.getoption("target") or image or going_back:
+            return "--component aegis updates the rule bundle only; drop --target, --image and --pg-rollback"
+        return None if config.getoption("rules") else \
+            "--component aegis needs --rules (a tag, branch or commit of the rule bundle's origin, e.g. aegis-2026.2)"
     if not component:
         return "--image and --pg-rollback need --component postgres (--image also --component redis)" \
             if image or going_back else None
@@ -64,6 +78,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     problem = component_problem(config)
     if problem:
         raise pytest.UsageError(problem)
+    if config.getoption("component") == "aegis":
+        try:
+            config.stash[RULES_TARGET_KEY] = aegis_rules.judge(profile, config.getoption("rules"))
+        except OperatorError as error:
+            raise pytest.UsageError(str(error)) from None
     if config.getoption("pg_rollback"):
         try:
             finished_major_upgrade(profile.install_dir)

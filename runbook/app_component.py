@@ -37,8 +37,12 @@ class AppComponentUpgrade(Upgrade):
         super().__init__(*args, **kwargs)
         self.component = component
 
+    def own_services(self) -> tuple[str, ...]:
+        """The services this upgrade rebuilds and restarts; every other one must keep running."""
+        return SERVICES[self.component]
+
     def services(self, profile) -> list[str]:
-        return [service for service in SERVICES[self.component] if service in profile.services]
+        return [service for service in self.own_services() if service in profile.services]
 
     def containers(self, profile) -> list[str]:
         return [profile.container(service) for service in self.services(profile)]
@@ -50,7 +54,7 @@ class AppComponentUpgrade(Upgrade):
         """When each container outside the component started (a restart changes it)."""
         found = {}
         for service, spec in self.profile.services.items():
-            if service in SERVICES[self.component]:
+            if service in self.own_services():
                 continue
             try:
                 found[spec.container] = self.client.containers.get(spec.container).attrs["State"]["StartedAt"]
@@ -118,12 +122,15 @@ class AppComponentUpgrade(Upgrade):
         if self.component == "backend":
             with self.connect() as conn:
                 schema_checks.at_code_head(new.install_dir, conn)
+        self.others_not_restarted()
+        self.remember(after=self.capture(new))
+
+    def others_not_restarted(self) -> None:
         recorded = self.journal.data["component"]["others_started_at"]
         restarted = sorted(name for name, at in self.started_at().items() if recorded.get(name) != at)
         if restarted:
             raise Problem(f"{', '.join(restarted)} restarted during a {self.component}-only upgrade; only "
-                          f"{', '.join(self.services(new))} may")
-        self.remember(after=self.capture(new))
+                          f"{', '.join(self.services(self.new_profile or self.profile))} may")
 
 
 class ComponentRollback(Rollback):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import docker
 
-from runbook import app_component, pg_major, pg_major_rollback, redis_image, upgrade as code_upgrade
+from runbook import aegis_rules, app_component, pg_major, pg_major_rollback, redis_image, upgrade as code_upgrade
 from runbook.journal import Journal
 from runbook.profile import Profile
 from runbook.rollback import Rollback
@@ -18,6 +18,7 @@ OPERATIONS: dict[str | None, tuple[Stage, ...]] = {
     "backend": app_component.STAGES,  # --component backend --target REF: backend, worker and beat only
     "frontend": app_component.STAGES,  # --component frontend --target REF: the frontend only
     "redis": redis_image.STAGES,  # --component redis --image IMAGE: a newer Redis on the same volume
+    "aegis": aegis_rules.STAGES,  # --component aegis --rules REF: the rule bundle in backend/aegis
 }
 COMPONENTS = tuple(name for name in OPERATIONS if name)
 
@@ -37,6 +38,8 @@ def operation(component: str, image: str | None, going_back: bool, discarding_wr
     """The run ``--component`` asks for: backend or frontend only to ``settings.target``, a PostgreSQL
     major upgrade or a Redis image upgrade to ``image``, or (``going_back``) the return to the old
     volume the last PostgreSQL major upgrade kept."""
+    if component == "aegis":  # settings.target is the bundle's commit --rules resolved to
+        return aegis_rules.start(profile, client, settings)
     if going_back:
         return pg_major_rollback.from_journal(profile, client, settings, discarding_writes)
     if component in app_component.SERVICES:

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from runbook import app_component, components, pg_cluster, pg_major, redis_image, redis_state
+from runbook import aegis_rules, app_component, components, pg_cluster, pg_major, redis_image, redis_state
 from runbook.errors import OperatorError
 from runbook.journal import Journal, now, refusal
 from runbook.profile import Profile
@@ -61,6 +61,10 @@ def from_unfinished(profile: Profile, client, settings: Settings, journal: Journ
         run.adopt(record, new_profile=profile)
         if recorded.get("at_stop"):
             run.redis_at_stop = redis_state.RedisState.from_json(recorded["at_stop"])
+        return run
+    if (data.get("component") or {}).get("name") == "aegis":  # a rule bundle update: the outer checkout never moved
+        run = aegis_rules.AegisRulesUpgrade(profile, client, settings, journal)
+        run.adopt(record, new_profile=profile)
         return run
     if data.get("component"):
         run = app_component.AppComponentUpgrade(profile, client, settings, journal,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.components import RULES_TARGET_KEY
 from plugins.gate import PLAN_KEY, SuitePlan
 from plugins.keys import UPGRADE_KEY
 from plugins.runmode import RESUME, ROLLBACK_TO, mode_of
@@ -44,7 +45,7 @@ def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upg
     mode = mode_of(pytestconfig)
     unfinished = resume.unfinished_run(profile.install_dir) if mode.name == RESUME else None
     recorded = unfinished.data if unfinished else {}
-    settings = Settings(target=options.resolved_target,
+    settings = Settings(target=options.resolved_target or pytestconfig.stash.get(RULES_TARGET_KEY, None),
                         ticket=options.ticket or recorded.get("ticket"), backup_dir=options.backup_dir,
                         base_url=options.base_url, frontend_url=options.frontend_url,
                         retention_days=options.backup_retention_days)

@@ -129,6 +129,7 @@ def test_one_stage_model_for_every_operation() -> None:
     ({}, None),
     ({"component": {"name": "backend"}}, "backend"),
     ({"component": {"name": "frontend"}}, "frontend"),
+    ({"component": {"name": "aegis"}}, "aegis"),
     ({"pg_major": {"new_image": "openwatch-sandbox/postgres:17"}}, "postgres"),
     ({"redis": {"new_image": "openwatch-sandbox/redis:8"}}, "redis"),
 ])

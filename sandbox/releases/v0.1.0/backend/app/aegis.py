@@ -1,4 +1,8 @@
-"""The Aegis compliance rule bundle (``rules.json``): its health and its reference listing."""
+"""The Aegis compliance rule bundle: its health and its reference listing.
+
+The rules come from ``backend/aegis/rules.json`` when the installation has the bundle's own git
+repository there (as OpenWatch ships it: the procedure updates it with ``git pull`` and a rebuild);
+without it, from the copy the release carries (``app/rules.json``)."""
 
 import json
 from pathlib import Path
@@ -9,7 +13,9 @@ from fastapi.responses import JSONResponse
 from app.auth import current_user
 
 router = APIRouter(prefix="/api", dependencies=[Depends(current_user)])
-RULES: list[dict] = json.loads((Path(__file__).parent / "rules.json").read_text())
+BUNDLE = Path(__file__).parent.parent / "aegis" / "rules.json"
+BUILT_IN = Path(__file__).parent / "rules.json"
+RULES: list[dict] = json.loads((BUNDLE if BUNDLE.exists() else BUILT_IN).read_text())
 
 
 @router.get("/scans/aegis/health")
