@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,15 @@ FAILED = "failed"
 UNREACHED = "failed-unreached"
 ROLLED_BACK_BY_FLEET = "rolled-back-by-fleet"
 NOT_STARTED = "not-started"
+# Written for each host of a batch as the batch starts; a host that leaves the play with no result
+# (lost after it was reached, or a fleet task failed on it) keeps it until the next budget step or the
+# summary settles it as STATE_UNKNOWN: never shown as "not started".
+IN_PROGRESS = "in-progress"
+STATE_UNKNOWN = "failed-state-unknown"
 HEALTHY = "healthy"
 UNHEALTHY = "unhealthy"
 GOOD = frozenset({UPGRADED, AT_TARGET, HEALTHY})
-FAILURES = frozenset({FAILED, UNREACHED, UNHEALTHY})
+FAILURES = frozenset({FAILED, UNREACHED, UNHEALTHY, STATE_UNKNOWN})
 
 
 @dataclass(frozen=True)
@@ -70,16 +76,30 @@ def status_of(phase: str, exit_status: int, bundle: dict | None) -> str:
     return FAILED
 
 
+def unpack_bundle(tarball: Path, host_dir: Path) -> None:
+    """The host's bundle (its report files and the installation's journal) into its folder; only
+    plain files and folders, nothing outside it."""
+    if tarball.is_file():
+        with tarfile.open(tarball) as tar:
+            tar.extractall(host_dir, filter="data")
+
+
 def record(run_dir: Path, host: str, *, phase: str, invocation: str, exit_status: int | None = None,
-           unreached: str | None = None, redact: Redactor | None = None) -> dict:
-    """Write the host's result of this attempt (from the bundle fetched into its folder) and return it."""
+           unreached: str | None = None, stage: str | None = None, bundle_tarball: Path | None = None,
+           redact: Redactor | None = None) -> dict:
+    """Write the host's result of this attempt (from the bundle fetched into its folder) and return it.
+    ``unreached`` with a ``stage``: the host was lost after it started, during that stage."""
     redact = redact or Redactor()
     host_dir = run_dir / host
+    if bundle_tarball is not None:
+        unpack_bundle(bundle_tarball, host_dir)
     previous = read_result(run_dir, host)
     suite = {"audit": "postflight"}.get(phase, "upgrade")
     bundle = None if unreached else latest_bundle(host_dir, suite)
     status = UNREACHED if unreached else status_of(phase, int(exit_status or 0), bundle)
     reason = redact(unreached) if unreached else reason_of(bundle, exit_status)
+    if unreached and stage:
+        reason = f"lost during {stage} (after it started): {reason}; its state is unknown: read its journal on the host"
     result = {
         "host": host, "phase": phase, "invocation": invocation, "status": status,
         "exit_status": exit_status, "reason": reason,
@@ -129,6 +149,33 @@ def read_result(run_dir: Path, host: str) -> dict | None:
 
 def results(run_dir: Path, hosts: list[str]) -> dict[str, dict | None]:
     return {host: read_result(run_dir, host) for host in hosts}
+
+
+def mark_started(run_dir: Path, hosts: list[str], *, phase: str, invocation: str) -> None:
+    """The hosts of a batch that is starting: in progress until their result is recorded."""
+    for host in hosts:
+        previous = read_result(run_dir, host) or {}
+        write_json(run_dir / host / RESULT_FILE, {
+            "host": host, "phase": phase, "invocation": invocation, "status": IN_PROGRESS, "reason": None,
+            "recorded": time.time(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "attempts": previous.get("attempts", [])})
+
+
+def settle_lost(run_dir: Path, hosts: list[str], invocation: str) -> list[str]:
+    """Hosts of this attempt still in progress once their batch is over: they left the play with no
+    result (lost after they were reached, or a fleet task failed on them). Recorded as STATE_UNKNOWN."""
+    lost = []
+    for host, found in results(run_dir, hosts).items():
+        if found is None or found["status"] != IN_PROGRESS or found["invocation"] != invocation:
+            continue
+        reason = (f"started at {found['started_at']} and reached, then no result came back (lost, or a fleet task "
+                  "failed on it: see the playbook's log); its state is unknown: read its journal on the host")
+        found.update(status=STATE_UNKNOWN, reason=reason, recorded=time.time(),
+                     attempts=[*found["attempts"], {"invocation": invocation, "phase": found["phase"],
+                                                    "status": STATE_UNKNOWN, "reason": reason}])
+        write_json(run_dir / host / RESULT_FILE, found)
+        lost.append(host)
+    return lost
 
 
 def done_earlier(run_dir: Path, host: str) -> bool:

@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import releases
 from sandbox.installation import parse_env
-from tests.fleet.bed import Bed, openssh_root
+from tests.fleet.bed import Bed, SimulatedHost, openssh_root
 from tests.fleet.runs import FleetRun, play
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
@@ -27,6 +28,9 @@ TARGET = "v0.2.0"
 FAULT = {"fleet_target": "v0.2.0-fault-migration"}
 OLD_HEAD = releases.BY_TAG[releases.OLDEST.tag].head
 NEW_HEAD = releases.BY_TAG[TARGET].head
+WAVE_PAUSE_S = 30
+SUITE_START_DEADLINE_S = 900
+POLL_S = 0.5
 # v0.2.0's migrations backfill new columns of these; every other table keeps its rows' text.
 REWRITTEN = {"public.hosts", "public.scans", "public.alembic_version"}
 
@@ -188,3 +192,77 @@ def test_fleet_audit_one_worker_stopped(fresh: Bed) -> None:
     for host in ("fleeta", "fleetc"):
         assert_untouched(fresh, host, now)
     assert now["fleetb"]["contents"] == fresh.baseline["fleetb"]["contents"]
+
+
+def test_wave_pause_and_a_changed_host_key(fresh: Bed) -> None:
+    # fleetc's sshd comes back with a new host key: Ansible must refuse it (known_hosts has the old
+    # one), count fleetc failed-unreached with that reason, and not try it again. Wave 2 (fleetb,
+    # fleetc) starts only after the pause, which the journals' timestamps show.
+    host_c = fresh.host("fleetc")
+    host_c.change_host_key(openssh_root())
+    try:
+        result = upgrade(fresh, waves=[1, "100%"], max_failed=1, wave_pause=f"{WAVE_PAUSE_S}s")
+    finally:
+        host_c.restore_host_key(openssh_root())
+    assert result.returncode != 0
+    assert result.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
+    row = next(row for row in result.summary["hosts"] if row["host"] == "fleetc")
+    assert "Host key verification failed" in row["reason"] or "HOST IDENTIFICATION HAS CHANGED" in row["reason"], row
+    assert [attempt["status"] for attempt in row["attempts"]] == ["failed-unreached"]
+    assert result.output.count("fatal: [fleetc]: UNREACHABLE!") == 1, result.output[-3000:]  # never retried
+    assert result.journal("fleetc") is None
+    gap = result.journal("fleetb")["started_epoch"] - result.journal("fleeta")["finished_epoch"]
+    assert gap >= WAVE_PAUSE_S, f"wave 2 started {gap:.1f}s after the canary finished, pause {WAVE_PAUSE_S}s"
+    progress(f"fleet wave pause: canary finished -> wave 2 started: {gap:.1f}s (pause {WAVE_PAUSE_S}s)")
+    now = fresh.probe()
+    assert_upgraded(fresh, "fleeta", now)
+    assert_upgraded(fresh, "fleetb", now)
+    assert_untouched(fresh, "fleetc", now)
+
+
+def suite_processes(host: SimulatedHost) -> list[int]:
+    """The fleet's suite run (fleet.host_run and its pytest) still going in the host's namespace."""
+    found = []
+    for pid in host.processes():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"fleet.host_run" in command or (b"pytest" in command and b"suites/upgrade" in command):
+            found.append(pid)
+    return found
+
+
+def test_host_lost_during_its_upgrade_is_reported_lost_not_unstarted(fresh: Bed) -> None:
+    # fleetc's SSH goes away (sshd and its sessions killed) once its suite has started: the run goes
+    # on within the budget, and fleetc is reported failed-unreached "lost during upgrade suite
+    # running, state unknown", not "not started". Its suite, cut off from the control node, goes on.
+    host_c = fresh.host("fleetc")
+    journal = host_c.install_dir / ".openwatch-upgrade" / "journal.json"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(upgrade, fresh, waves=["100%"], max_failed=1)
+        deadline = time.monotonic() + SUITE_START_DEADLINE_S
+        while not (journal.exists() and suite_processes(host_c)) and not running.done() and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        assert journal.exists() and not running.done(), "fleetc's suite never started"
+        host_c.stop_sshd()
+        try:
+            result = running.result(timeout=SUITE_START_DEADLINE_S)
+        finally:
+            host_c.start_sshd(openssh_root())
+    deadline = time.monotonic() + SUITE_START_DEADLINE_S
+    while suite_processes(host_c) and time.monotonic() < deadline:  # the cut-off suite finishes on its own
+        time.sleep(POLL_S)
+    assert not suite_processes(host_c), "fleetc's suite still running"
+    assert result.returncode != 0
+    assert result.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
+    row = next(row for row in result.summary["hosts"] if row["host"] == "fleetc")
+    assert "lost during upgrade suite running" in row["reason"] and "state is unknown" in row["reason"], row
+    now = fresh.probe()
+    assert_upgraded(fresh, "fleeta", now)
+    assert_upgraded(fresh, "fleetb", now)
+    # What the cut-off suite did is unknown to the fleet; whatever it was, the host is whole.
+    assert now["fleetc"]["version"] in (releases.OLDEST.version, releases.BY_TAG[TARGET].version)
+    assert now["fleetc"]["health"] == {"code": 200, "status": "healthy"}
+    for table, (rows, _) in fresh.baseline["fleetc"]["contents"].items():
+        assert now["fleetc"]["contents"][table][0] == rows, f"fleetc: {table} lost or gained rows"

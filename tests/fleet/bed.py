@@ -164,6 +164,23 @@ class SimulatedHost:
         ]))
         return config
 
+    def change_host_key(self, openssh: Path) -> None:
+        """sshd back with a new host key (the control node's known_hosts keeps the old one), as after a
+        reinstall or a man in the middle; :meth:`restore_host_key` puts the old one back."""
+        self.stop_sshd()
+        key = self.ssh_dir / "ssh_host_ed25519_key"
+        for path in (key, key.with_suffix(".pub")):
+            path.rename(path.with_name(f"{path.name}.orig"))
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{self.name}-new", "-f", str(key)])
+        self.start_sshd(openssh)
+
+    def restore_host_key(self, openssh: Path) -> None:
+        self.stop_sshd()
+        key = self.ssh_dir / "ssh_host_ed25519_key"
+        for path in (key, key.with_suffix(".pub")):
+            path.with_name(f"{path.name}.orig").replace(path)
+        self.start_sshd(openssh)
+
     def host_key_line(self) -> str:
         public = (self.ssh_dir / "ssh_host_ed25519_key.pub").read_text().split()
         return f"{self.address} {public[0]} {public[1]}\n"

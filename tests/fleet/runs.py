@@ -36,14 +36,17 @@ class FleetRun:
 
 
 def play(bed: Bed, playbook: str, *, run_id: str | None = None, forks: int = 3,
-         host_vars: dict[str, dict[str, str]] | None = None, **run_vars) -> FleetRun:
-    """``ansible-playbook fleet/<playbook> -i <bed inventory> -f <forks> -e <run_vars>``."""
+         host_vars: dict[str, dict[str, str]] | None = None, ansible_env: dict[str, str] | None = None,
+         **run_vars) -> FleetRun:
+    """``ansible-playbook fleet/<playbook> -i <bed inventory> -f <forks> -e <run_vars>``;
+    ``ansible_env`` adds Ansible settings (the bench's task timing callback)."""
     run_id = run_id or f"t-{uuid.uuid4().hex[:8]}"
     reports = bed.home / "reports"
     extra = {"run_id": run_id, "fleet_reports": str(reports), **run_vars}
     env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(bed.home / "control" / "ansible-tmp"),
            "ANSIBLE_HOST_KEY_CHECKING": "True",
-           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(bed.home / "control" / "cp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(bed.home / "control" / "cp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+           **(ansible_env or {})}
     started = time.monotonic()
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "fleet" / playbook),
                            "-i", str(bed.inventory(host_vars)), "-f", str(forks), "-e", json.dumps(extra)],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet import package, results, summary
+from fleet import host_run, package, results, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,6 +109,41 @@ def test_summary_has_one_testcase_per_host_and_no_secret(tmp_path: Path) -> None
     for path in (json_path, junit_path, html_path):
         assert "abc.def.ghi" not in path.read_text()
     assert json.loads(json_path.read_text())["failed_hosts"] == ["b", "c", "d"]
+
+
+def test_a_host_lost_after_it_started_is_state_unknown_not_unstarted(tmp_path: Path) -> None:
+    hosts = ["a", "b", "c"]
+    finish(tmp_path, "a", "UPGRADED", "i0")  # an earlier attempt's, and its result
+    results.mark_started(tmp_path, ["b", "c"], phase="upgrade", invocation="i1")
+    finish(tmp_path, "b", "UPGRADED", "i1")
+    # c left the play with no result; the next budget step (or the summary) settles it.
+    assert results.settle_lost(tmp_path, hosts, "i1") == ["c"]
+    lost = results.read_result(tmp_path, "c")
+    assert lost["status"] == "failed-state-unknown" and "state is unknown" in lost["reason"]
+    assert [row["status"] for row in summary.build(tmp_path, hosts, phase="upgrade", run_id="R")["hosts"]] == \
+        ["upgraded", "upgraded", "failed-state-unknown"]
+    stop = results.budget_stop(tmp_path, hosts, "i1", max_failed=0, canary=0)
+    assert stop is not None and "(c)" in stop.reason  # it counts against the budget
+    assert results.settle_lost(tmp_path, hosts, "i1") == []  # once
+    assert results.read_result(tmp_path, "a")["status"] == "upgraded"  # never started in i1: left as it was
+
+
+def test_a_host_lost_during_its_suite_names_the_stage(tmp_path: Path) -> None:
+    found = results.record(tmp_path, "a", phase="upgrade", invocation="i1", unreached="Shared connection closed",
+                           stage="upgrade suite running")
+    assert found["status"] == "failed-unreached"
+    assert found["reason"].startswith("lost during upgrade suite running (after it started): Shared connection closed")
+
+
+def test_host_run_bundle_unpacks_into_the_host_folder(tmp_path: Path) -> None:
+    reports, journal = tmp_path / "host" / "reports", tmp_path / "host" / "journal.json"
+    bundle(reports, outcome="UPGRADED", stamp="20260101T000000")
+    journal.write_text(json.dumps({"outcome": "UPGRADED"}))
+    host_run.pack(tmp_path / "bundle.tar.gz", reports, journal)
+    found = results.record(tmp_path / "run", "a", phase="upgrade", invocation="i1", exit_status=0,
+                           bundle_tarball=tmp_path / "bundle.tar.gz")
+    assert found["status"] == "upgraded" and found["report"] == "a/CHG-1_upgrade_20260101T000000.html"
+    assert json.loads((tmp_path / "run" / "a" / "journal.json").read_text()) == {"outcome": "UPGRADED"}
 
 
 def test_package_archive_holds_the_suites_and_no_ignored_file(tmp_path: Path) -> None:
