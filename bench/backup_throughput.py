@@ -10,6 +10,7 @@ because on a shared two-core machine they are the steadier number.
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import statistics
@@ -89,14 +90,15 @@ def raw(bed: Bed) -> Path:
     return dump
 
 
-def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool) -> Callable[[Bed], Path]:
+def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool,
+                 restore_session: str = backup.RESTORE_SESSION) -> Callable[[Bed], Path]:
     """runbook/backup.py's take + verify, as the upgrade calls them, with these choices."""
     def candidate(bed: Bed) -> Path:
         snapshot = bed.snapshot() if in_snapshot else None
         try:
             record = backup.take(bed.install.directory, bed.folder("suite"), DB, USER, NAME, "bench",
                                  restore_into="openwatch_verify_bench" if streamed else None,
-                                 snapshot=snapshot, compression=compression)
+                                 snapshot=snapshot, compression=compression, restore_session=restore_session)
         finally:
             if snapshot:
                 snapshot.close()
@@ -158,8 +160,11 @@ def directory_jobs(bed: Bed) -> Path:
 CANDIDATES: dict[str, tuple[str, Callable[[Bed], Path]]] = {
     "today": ("-Fc at the default level 6, restored while it streams, compared with the state recorded before",
               suite_backup(None, streamed=True, in_snapshot=False)),
-    CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared",
-             suite_backup(1, streamed=True, in_snapshot=True)),
+    CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams (its session: "
+             f"{backup.RESTORE_SESSION}), then compared", suite_backup(1, streamed=True, in_snapshot=True)),
+    "z1_streamed_default_session": ("as z1_streamed, the restoring session at the server's defaults (the "
+                                    "suite before the session settings)",
+                                    suite_backup(1, streamed=True, in_snapshot=True, restore_session="")),
     "z0_streamed": ("-Fc -Z0 (uncompressed) in the recorded state's snapshot, restored while it streams, then "
                     "compared", suite_backup(0, streamed=True, in_snapshot=True)),
     "z1_restore_after": ("-Fc -Z1 in the snapshot, restored from the file once written, then compared",
@@ -179,7 +184,9 @@ def timed(bed: Bed, action: Callable[[Bed], Path]) -> dict:
     result = action(bed)
     wall, cpu1 = time.monotonic() - started, container_cpu_s(DB)
     cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0 + own_cpu_s() - own0
-    return {"wall_s": wall, "cpu_s": cpu, "bytes": size_of(result)}
+    # The machine's 1-minute load at the end: on a shared two-core machine it says how far wall
+    # seconds are the candidate's own.
+    return {"wall_s": wall, "cpu_s": cpu, "bytes": size_of(result), "load_1m": os.getloadavg()[0]}
 
 
 def grow(install: Installation, size_mb: int) -> int:
@@ -208,7 +215,8 @@ def measure(install: Installation, size_mb: int, reps: int, scratch: Path, only:
             figures = timed(bed, raw if name == "raw" else CANDIDATES[name][1])
             runs[name].append(figures)
             print(f"backup rep {rep + 1} {name:26s} {figures['wall_s']:6.1f}s wall "
-                  f"{figures['cpu_s'] or 0:6.1f}s cpu {figures['bytes'] / 1e6:7.1f} MB", flush=True)
+                  f"{figures['cpu_s'] or 0:6.1f}s cpu {figures['bytes'] / 1e6:7.1f} MB load {figures['load_1m']:.1f}",
+                  flush=True)
             for leftover in scratch.iterdir():
                 shutil.rmtree(leftover)
     raw_wall = statistics.median(r["wall_s"] for r in runs["raw"])
@@ -219,7 +227,10 @@ def measure(install: Installation, size_mb: int, reps: int, scratch: Path, only:
         cpu = median_or_none([r["cpu_s"] for r in runs[name]])
         return {"what": CANDIDATES[name][0] if name in CANDIDATES else "pg_dump -Fc to a file, nothing verified",
                 "wall_s": round(wall, 1), "wall_runs": [round(r["wall_s"], 1) for r in runs[name]],
-                "cpu_s": None if cpu is None else round(cpu, 1), "mb": round(runs[name][0]["bytes"] / 1e6, 1),
+                "cpu_s": None if cpu is None else round(cpu, 1),
+                "cpu_runs": [None if r["cpu_s"] is None else round(r["cpu_s"], 1) for r in runs[name]],
+                "load_1m_runs": [round(r["load_1m"], 1) for r in runs[name]],
+                "mb": round(runs[name][0]["bytes"] / 1e6, 1),
                 "ratio_to_raw": round(raw_wall / wall, 2),
                 "cpu_ratio_to_raw": None if cpu is None or raw_cpu is None else round(raw_cpu / cpu, 2)}
     return {"database_mb": round(size / 1024 / 1024), "reps": reps, "chosen": CHOSEN,
