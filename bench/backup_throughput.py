@@ -90,15 +90,14 @@ def raw(bed: Bed) -> Path:
     return dump
 
 
-def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool,
-                 restore_session: str = backup.RESTORE_SESSION) -> Callable[[Bed], Path]:
+def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool) -> Callable[[Bed], Path]:
     """runbook/backup.py's take + verify, as the upgrade calls them, with these choices."""
     def candidate(bed: Bed) -> Path:
         snapshot = bed.snapshot() if in_snapshot else None
         try:
             record = backup.take(bed.install.directory, bed.folder("suite"), DB, USER, NAME, "bench",
                                  restore_into="openwatch_verify_bench" if streamed else None,
-                                 snapshot=snapshot, compression=compression, restore_session=restore_session)
+                                 snapshot=snapshot, compression=compression)
         finally:
             if snapshot:
                 snapshot.close()
@@ -160,11 +159,8 @@ def directory_jobs(bed: Bed) -> Path:
 CANDIDATES: dict[str, tuple[str, Callable[[Bed], Path]]] = {
     "today": ("-Fc at the default level 6, restored while it streams, compared with the state recorded before",
               suite_backup(None, streamed=True, in_snapshot=False)),
-    CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams (its session: "
-             f"{backup.RESTORE_SESSION}), then compared", suite_backup(1, streamed=True, in_snapshot=True)),
-    "z1_streamed_default_session": ("as z1_streamed, the restoring session at the server's defaults (the "
-                                    "suite before the session settings)",
-                                    suite_backup(1, streamed=True, in_snapshot=True, restore_session="")),
+    CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared",
+             suite_backup(1, streamed=True, in_snapshot=True)),
     "z0_streamed": ("-Fc -Z0 (uncompressed) in the recorded state's snapshot, restored while it streams, then "
                     "compared", suite_backup(0, streamed=True, in_snapshot=True)),
     "z1_restore_after": ("-Fc -Z1 in the snapshot, restored from the file once written, then compared",

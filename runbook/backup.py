@@ -32,11 +32,6 @@ CONFIG_FILES = (".env", "docker-compose.yml", "docker-compose.prod.yml")
 # Databases only a lock holder creates, for verification and restore; a killed run can leave them.
 # Named by the suite whatever POSTGRES_DB says, so a leftover is recognised by its prefix alone.
 SCRATCH_PREFIXES = ("openwatch_verify_", "openwatch_restore_", "openwatch_replaced_")
-# Session settings of every restoring pg_restore (libpq's PGOPTIONS, so nothing persists in a database):
-# the primary key of a large table is sorted in memory rather than in temporary files (64MB, the
-# default, spills on a million-row table), and a commit does not wait for its WAL flush (a scratch or
-# incoming database is worthless after a crash anyway, and the swap's own commit flushes all before it).
-RESTORE_SESSION = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
 
 
 # The rows the app wrote after a backup (runbook/delta_backup.py) sit next to it under a suffix of their
@@ -75,10 +70,10 @@ class _Restorer:
     """``pg_restore`` into a scratch database, fed the dump's bytes as they are written to the file,
     so verifying by restore costs no extra pass over the dump."""
 
-    def __init__(self, container: str, user: str, database: str, session: str = RESTORE_SESSION) -> None:
+    def __init__(self, container: str, user: str, database: str) -> None:
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(["docker", "exec", "-i", "-e", f"PGOPTIONS={session}", container, "pg_restore",
-                                      "-U", user, "-d", database, "--no-owner", "--exit-on-error"],
+        self.proc = subprocess.Popen(["docker", "exec", "-i", container, "pg_restore", "-U", user, "-d", database,
+                                      "--no-owner", "--exit-on-error"],
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log, **OWN_GROUP)
         self.broken = False
 
@@ -168,10 +163,9 @@ def needed_hint(container: str, user: str, database: str) -> str:
 
 def take(install_dir: Path, backup_dir: Path, container: str, user: str, database: str, label: str,
          restore_into: str | None = None, snapshot: Snapshot | None = None,
-         compression: int | None = COMPRESSION, restore_session: str = RESTORE_SESSION) -> BackupRecord:
+         compression: int | None = COMPRESSION) -> BackupRecord:
     """Dump (in ``snapshot``, when given) and copy the configuration; with ``restore_into``, also
-    restore the dump into that scratch database in the same pass (dropped again if anything fails),
-    its pg_restore session configured by ``restore_session`` (PGOPTIONS)."""
+    restore the dump into that scratch database in the same pass (dropped again if anything fails)."""
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d_%H%M%S")
     for folder in (backup_dir, backup_dir.parent / "config"):  # dumps and .env copies hold secrets
@@ -181,7 +175,7 @@ def take(install_dir: Path, backup_dir: Path, container: str, user: str, databas
     restorer = None
     if restore_into:
         psql(container, user, f"CREATE DATABASE {identifier(restore_into)}")
-        restorer = _Restorer(container, user, restore_into, restore_session)
+        restorer = _Restorer(container, user, restore_into)
     try:
         sha256, size, scratch_error = dump_database(container, user, database, dump, restorer,
                                                     snapshot.id if snapshot else None, compression)
@@ -219,8 +213,7 @@ def sha256_of(path: Path) -> str:
 
 def _pg_restore(container: str, user: str, dump: Path, *args: str) -> subprocess.CompletedProcess:
     with dump.open("rb") as source:
-        return subprocess.run(["docker", "exec", "-i", "-e", f"PGOPTIONS={RESTORE_SESSION}", container, "pg_restore",
-                               "-U", user, *args],
+        return subprocess.run(["docker", "exec", "-i", container, "pg_restore", "-U", user, *args],
                               stdin=source, capture_output=True, timeout=3600, **OWN_GROUP)
 
 
