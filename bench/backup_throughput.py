@@ -10,6 +10,7 @@ because on a shared two-core machine they are the steadier number.
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import statistics
@@ -179,7 +180,9 @@ def timed(bed: Bed, action: Callable[[Bed], Path]) -> dict:
     result = action(bed)
     wall, cpu1 = time.monotonic() - started, container_cpu_s(DB)
     cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0 + own_cpu_s() - own0
-    return {"wall_s": wall, "cpu_s": cpu, "bytes": size_of(result)}
+    # The machine's 1-minute load at the end: on a shared two-core machine it says how far wall
+    # seconds are the candidate's own.
+    return {"wall_s": wall, "cpu_s": cpu, "bytes": size_of(result), "load_1m": os.getloadavg()[0]}
 
 
 def grow(install: Installation, size_mb: int) -> int:
@@ -208,7 +211,8 @@ def measure(install: Installation, size_mb: int, reps: int, scratch: Path, only:
             figures = timed(bed, raw if name == "raw" else CANDIDATES[name][1])
             runs[name].append(figures)
             print(f"backup rep {rep + 1} {name:26s} {figures['wall_s']:6.1f}s wall "
-                  f"{figures['cpu_s'] or 0:6.1f}s cpu {figures['bytes'] / 1e6:7.1f} MB", flush=True)
+                  f"{figures['cpu_s'] or 0:6.1f}s cpu {figures['bytes'] / 1e6:7.1f} MB load {figures['load_1m']:.1f}",
+                  flush=True)
             for leftover in scratch.iterdir():
                 shutil.rmtree(leftover)
     raw_wall = statistics.median(r["wall_s"] for r in runs["raw"])
@@ -219,7 +223,10 @@ def measure(install: Installation, size_mb: int, reps: int, scratch: Path, only:
         cpu = median_or_none([r["cpu_s"] for r in runs[name]])
         return {"what": CANDIDATES[name][0] if name in CANDIDATES else "pg_dump -Fc to a file, nothing verified",
                 "wall_s": round(wall, 1), "wall_runs": [round(r["wall_s"], 1) for r in runs[name]],
-                "cpu_s": None if cpu is None else round(cpu, 1), "mb": round(runs[name][0]["bytes"] / 1e6, 1),
+                "cpu_s": None if cpu is None else round(cpu, 1),
+                "cpu_runs": [None if r["cpu_s"] is None else round(r["cpu_s"], 1) for r in runs[name]],
+                "load_1m_runs": [round(r["load_1m"], 1) for r in runs[name]],
+                "mb": round(runs[name][0]["bytes"] / 1e6, 1),
                 "ratio_to_raw": round(raw_wall / wall, 2),
                 "cpu_ratio_to_raw": None if cpu is None or raw_cpu is None else round(raw_cpu / cpu, 2)}
     return {"database_mb": round(size / 1024 / 1024), "reps": reps, "chosen": CHOSEN,
