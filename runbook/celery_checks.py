@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 
 import docker
@@ -55,7 +56,11 @@ def worker_command(client: docker.DockerClient, profile: Profile) -> tuple[str, 
 def inspect_worker(client: docker.DockerClient, profile: Profile, timeout: float = 1.0) -> WorkerSnapshot:
     container = profile.container("worker")
     app, queues = worker_command(client, profile)
-    result = containers.exec_in(container, ["python3", "-c", INSPECT, app, str(timeout)], timeout=timeout + 20)
+    try:
+        result = containers.exec_in(container, ["python3", "-c", INSPECT, app, str(timeout)], timeout=timeout + 20)
+    except subprocess.TimeoutExpired:
+        raise Problem(f"`celery inspect` in {container} did not return within {timeout + 20:.0f}s; is the worker or "
+                      f"the machine overloaded? `docker stats {container}`") from None
     if result.returncode != 0:
         tail = profile.redactor(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
         raise Problem(f"cannot inspect the Celery worker in {container} ({tail}); "
