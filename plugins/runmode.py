@@ -16,7 +16,7 @@ import pytest
 from plugins.keys import RUN_MODE_KEY
 from runbook.errors import OperatorError
 from runbook.resume import unfinished_run
-from runbook.rollback import finished_upgrade
+from runbook.rollback_to import finished_upgrade
 
 UPGRADE, RESUME, ROLLBACK_TO, PLAN, AUDIT = "upgrade", "resume", "rollback_to", "plan", "audit"
 PG_ROLLBACK = "pg_rollback"  # --component postgres --pg-rollback: back to the old volume a major upgrade kept

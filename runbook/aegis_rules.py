@@ -204,16 +204,8 @@ class AegisRollback(ComponentRollback):
         actions = rollback_actions(failed_stage)
         if not actions:
             return self.run_tier("none")
-        result = RollbackResult(requested=TIER, tier=TIER)
-        try:
-            for title in actions:
-                self.step(result, title, partial(ACTIONS[title], self))
-            result.ok = True
-        except Exception as error:  # noqa: BLE001 - any failure leaves it stopped, with the steps by hand
-            result.problem = self.failure_line(error)
-            progress(f"putting the rule bundle back failed ({result.problem}); stopping safe")
-            self.leave_stopped_safe(result)
-        return self.record(result)
+        return self.go_back_by(TIER, "putting the rule bundle back",
+                               [(title, partial(ACTIONS[title], self)) for title in actions])
 
     def restore_rules(self) -> None:
         gitrepo.git(self.upgrade.bundle, "checkout", "--quiet", "--force", "--detach",

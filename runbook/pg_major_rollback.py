@@ -36,23 +36,18 @@ class PgMajorRollback(Rollback):
         the state at the stop (right after a failed upgrade: the old volume must be exactly that)."""
         upgrade = self.upgrade
         self.compare_data = compare_data
-        result = RollbackResult(requested=TIER, tier=TIER)
-        try:
-            self.step(result, "stop the app containers", self.stop_app)
-            self.step(result, "point the installation back at the old image and volume", self.unpoint)
-            self.step(result, "start the old PostgreSQL on the old volume", self.start_old_database)
-            self.step(result, "compare the database with the state at the stop", self.verify_database)
-            self.step(result, "compare roles, owners, extensions and encoding with the recorded", self.compare_facts)
-            if not upgrade.app_started_on_new:
-                self.step(result, "remove the new volume (the app never ran on it)", self.remove_new_volume)
-            self.step(result, "start the old version and wait healthy", self.start_old)
-            self.step(result, "verify restored state", self.verify_restored)
-            result.ok = True
-        except Exception as error:  # noqa: BLE001 - any failure leaves it stopped, with the steps by hand
-            result.problem = self.failure_line(error)
-            progress(f"going back to the old volume failed ({result.problem}); stopping safe")
-            self.leave_stopped_safe(result)
-        return self.record(result)
+        steps = [
+            ("stop the app containers", self.stop_app),
+            ("point the installation back at the old image and volume", self.unpoint),
+            ("start the old PostgreSQL on the old volume", self.start_old_database),
+            ("compare the database with the state at the stop", self.verify_database),
+            ("compare roles, owners, extensions and encoding with the recorded", self.compare_facts),
+        ]
+        if not upgrade.app_started_on_new:
+            steps.append(("remove the new volume (the app never ran on it)", self.remove_new_volume))
+        steps += [("start the old version and wait healthy", self.start_old),
+                  ("verify restored state", self.verify_restored)]
+        return self.go_back_by(TIER, "going back to the old volume", steps)
 
     def after_finish(self) -> RollbackResult:
         """``--pg-rollback``: the finished upgrade undone. The old volume holds the data as it was at the

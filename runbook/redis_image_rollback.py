@@ -33,25 +33,17 @@ class RedisRollback(Rollback):
         return self.go_back() if changed else self.run_tier("none")
 
     def go_back(self) -> RollbackResult:
-        result = RollbackResult(requested=TIER, tier=TIER)
-        try:
-            self.step(result, "stop the worker and celery-beat", self.stop_app)
-            self.step(result, "stop Redis", self.stop_redis)
-            self.step(result, "point the installation back at the old image", self.unpoint)
-            if self.upgrade.journal.data["redis"].get("backup"):
-                self.step(result, "put the recorded data back if the new version changed it", self.restore_data)
-            self.step(result, "start the old Redis on its volume", self.start_old_redis)
-            if self.upgrade.redis_at_stop is not None:
-                self.step(result, "compare keys and queued messages with the state at the stop", self.compare_redis)
-            self.step(result, "start the worker and celery-beat and wait healthy", self.start_old)
-            self.step(result, "verify restored state", self.verify_restored)
-            self.step(result, "database, backend and frontend not restarted", self.upgrade.verify_untouched)
-            result.ok = True
-        except Exception as error:  # noqa: BLE001 - any failure leaves the workers stopped, with the steps by hand
-            result.problem = self.failure_line(error)
-            progress(f"going back to the old Redis image failed ({result.problem}); stopping safe")
-            self.leave_stopped_safe(result)
-        return self.record(result)
+        steps = [("stop the worker and celery-beat", self.stop_app), ("stop Redis", self.stop_redis),
+                 ("point the installation back at the old image", self.unpoint)]
+        if self.upgrade.journal.data["redis"].get("backup"):
+            steps.append(("put the recorded data back if the new version changed it", self.restore_data))
+        steps.append(("start the old Redis on its volume", self.start_old_redis))
+        if self.upgrade.redis_at_stop is not None:
+            steps.append(("compare keys and queued messages with the state at the stop", self.compare_redis))
+        steps += [("start the worker and celery-beat and wait healthy", self.start_old),
+                  ("verify restored state", self.verify_restored),
+                  ("database, backend and frontend not restarted", self.upgrade.verify_untouched)]
+        return self.go_back_by(TIER, "going back to the old Redis image", steps)
 
     def stop_app(self) -> None:
         stop_containers(self.upgrade.client, self.upgrade.paused_containers())

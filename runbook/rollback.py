@@ -18,9 +18,7 @@ import requests
 from runbook import (alembic_scripts, backup, dbstate, delta_backup, gitrepo, profile as profiles, schema_fingerprint,
                      service_checks, startup, state)
 from runbook.compose import Compose, stop_containers
-from runbook.errors import OperatorError, Problem
-from runbook.journal import Journal
-from runbook.run_record import RunRecord
+from runbook.errors import Problem
 from runbook.shell import CommandError, progress
 from runbook.upgrade import BY_NAME, Upgrade, error_line
 
@@ -211,6 +209,20 @@ class Rollback:
         upgrade.journal.finish(f"ROLLED BACK ({result.tier})" if result.ok else "FAILED - MANUAL ACTION")
         return result
 
+    def go_back_by(self, tier: str, what: str, steps: list[tuple[str, Callable[[], None]]]) -> RollbackResult:
+        """A component's rollback: ``steps`` (title, action) in order under ``tier``; the first that fails
+        leaves the installation stopped safe (``leave_stopped_safe``: its app stopped, the steps by hand)."""
+        result = RollbackResult(requested=tier, tier=tier)
+        try:
+            for title, action in steps:
+                self.step(result, title, action)
+            result.ok = True
+        except Exception as error:  # noqa: BLE001 - any failure leaves it stopped, with the steps by hand
+            result.problem = self.failure_line(error)
+            progress(f"{what} failed ({result.problem}); stopping safe")
+            self.leave_stopped_safe(result)
+        return self.record(result)
+
     def failure_line(self, error: BaseException) -> str:
         """What went wrong, redacted: a domain error's own message; anything else as its class and the
         first line of its text (a driver's or the engine's later lines can carry connection details)."""
@@ -367,30 +379,3 @@ class Rollback:
             f"docker exec -i {db} pg_restore -U {quote(user)} -d {quote(name)} --no-owner --no-privileges < {dump}",
             "docker compose up -d   # then: pytest suites/postflight",
         ]
-
-
-def finished_upgrade(install_dir: Path, tag: str) -> Journal:
-    """The journal of the last upgrade, if it finished and started from ``tag`` (its tag, VERSION, or
-    commit id, abbreviated to 7 digits or more: untagged installations have only that); else OperatorError."""
-    journal = Journal.load(install_dir)
-    if journal is None or journal.data.get("before") is None:
-        raise OperatorError(f"no upgrade journal in {install_dir}; --rollback-to needs the run it undoes")
-    before = state.InstallState.from_json(journal.data["before"])
-    abbreviated_commit = len(tag) >= 7 and before.git_commit.startswith(tag.lower())
-    if tag not in (before.git_ref, f"v{before.version}", before.version) and not abbreviated_commit:
-        raise OperatorError(f"the last upgrade started from {before.git_ref} ({before.version}), not {tag}; "
-                            f"--rollback-to can only return to {before.git_ref}")
-    if journal.data.get("outcome") != "UPGRADED":
-        raise OperatorError(f"the last upgrade ended {journal.data.get('outcome')!r}, not UPGRADED; "
-                            "read .openwatch-upgrade/journal.json and run the post-flight suite")
-    return journal
-
-
-def from_journal(profile: profiles.Profile, client, settings, tag: str) -> Upgrade:
-    """The finished upgrade the journal describes, ready to be rolled back to ``tag`` in its own run."""
-    journal = finished_upgrade(profile.install_dir, tag)
-    upgrade = Upgrade(profile, client, settings, journal)
-    compose = Compose.of(profile)  # the installed (new) release: its image downgrades, its names are tagged
-    upgrade.adopt(RunRecord.read(journal.data), new_profile=profile, image_names=compose.image_names(),
-                  alembic_ini=compose.alembic_ini())
-    return upgrade

@@ -11,7 +11,7 @@ from plugins.components import RULES_TARGET_KEY
 from plugins.gate import PLAN_KEY, SuitePlan
 from plugins.keys import UPGRADE_KEY
 from plugins.runmode import RESUME, ROLLBACK_TO, mode_of
-from runbook import components, resume, rollback
+from runbook import components, resume, rollback_to
 from runbook.journal import Journal
 from runbook.upgrade import Settings, Upgrade
 from suites.preflight import test_preflight
@@ -56,7 +56,7 @@ def upgrade(pytestconfig: pytest.Config, profile, options, docker_client) -> Upg
                                    pytestconfig.getoption("pg_rollback_discarding_writes"), profile, docker_client,
                                    settings)
     elif mode.name == ROLLBACK_TO:
-        run = rollback.from_journal(profile, docker_client, settings, mode.rollback_to)
+        run = rollback_to.from_journal(profile, docker_client, settings, mode.rollback_to)
     elif unfinished:
         run = resume.from_unfinished(profile, docker_client, settings, unfinished)
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from runbook.redis_image import RedisPointer
-from sandbox import images, releases
+from sandbox import images
 from sandbox.installation import Installation
 from tests.sandbox_state import journal, snapshot
 from tests.suite_runner import run_suite

@@ -12,7 +12,7 @@ import pytest
 from runbook import alembic_scripts, gitrepo, targets
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
-from runbook.rollback import finished_upgrade
+from runbook.rollback_to import finished_upgrade
 from runbook.shell import run
 from runbook.state import InstallState
 from tests.real_openwatch import GIT_IDENTITY, TAGS, bundle, commit_on, origin_and_clone
