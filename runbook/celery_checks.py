@@ -80,7 +80,10 @@ def queue_lengths(profile: Profile, queues: list[str]) -> dict[str, int]:
                                 secret_env={"REDISCLI_AUTH": profile.setting("REDIS_PASSWORD")})
     values = result.stdout.split()
     if result.returncode != 0 or len(values) != len(queues) or not all(v.isdigit() for v in values):
-        raise Problem(f"cannot read queue lengths from {container}; is Redis up? `docker compose up -d redis`")
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        raise Problem(f"cannot read queue lengths from {container} (redis-cli exited {result.returncode}: "
+                      f"{profile.redactor(said[-1][:200]) if said else 'no output'}); is Redis up? "
+                      "`docker compose up -d redis`")
     return dict(zip(queues, map(int, values)))
 
 
