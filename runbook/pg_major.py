@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,29 +277,25 @@ class PgMajorUpgrade(Upgrade):
 
 # The stages in order, each calling its method (the inherited one for gate and drain_and_stop); what
 # each changes, in --plan's words, is its title.
-def _stage(name: str, title: str, changes: str, run: Callable[[PgMajorUpgrade], None]) -> Stage:
-    return Stage(name, title, changes, run, effect=title)
-
-
 STAGES: tuple[Stage, ...] = (
-    _stage("gate", "pre-flight gate passed", "nothing", PgMajorUpgrade.stage_gate),
-    _stage("lock_and_record", "lock taken, database state and cluster facts recorded", "nothing",
-           PgMajorUpgrade.stage_lock_and_record),
-    _stage("check_new_image", "new image's major, extensions, locales and free space checked", "nothing",
-           PgMajorUpgrade.stage_check_new_image),
-    _stage("drain_and_stop", "queued work drained, app containers stopped", "containers",
-           PgMajorUpgrade.stage_drain_and_stop),
-    _stage("dump", "roles and every database dumped from the old server and verified", "containers",
-           PgMajorUpgrade.stage_dump),
-    _stage("start_new", "new version started on a new volume, the old one kept", "database",
-           PgMajorUpgrade.stage_start_new),
-    _stage("restore", "roles and databases restored into the new version, analyzed", "database",
-           PgMajorUpgrade.stage_restore),
-    _stage("compare", "roles, owners, extensions, encoding, schema and every table compared", "database",
-           PgMajorUpgrade.stage_compare),
-    _stage("switch", "installation pointed at the new image and volume, app started", "database",
-           PgMajorUpgrade.stage_switch),
-    _stage("verify", "post-flight checks; a backup taken and verified with the new pg_dump", "database",
-           PgMajorUpgrade.stage_verify),
-    _stage("finish", "lock released, old volume named and kept", "nothing", PgMajorUpgrade.stage_finish),
+    Stage.titled("gate", "pre-flight gate passed", "nothing", PgMajorUpgrade.stage_gate),
+    Stage.titled("lock_and_record", "lock taken, database state and cluster facts recorded", "nothing",
+                 PgMajorUpgrade.stage_lock_and_record),
+    Stage.titled("check_new_image", "new image's major, extensions, locales and free space checked", "nothing",
+                 PgMajorUpgrade.stage_check_new_image),
+    Stage.titled("drain_and_stop", "queued work drained, app containers stopped", "containers",
+                 PgMajorUpgrade.stage_drain_and_stop),
+    Stage.titled("dump", "roles and every database dumped from the old server and verified", "containers",
+                 PgMajorUpgrade.stage_dump),
+    Stage.titled("start_new", "new version started on a new volume, the old one kept", "database",
+                 PgMajorUpgrade.stage_start_new),
+    Stage.titled("restore", "roles and databases restored into the new version, analyzed", "database",
+                 PgMajorUpgrade.stage_restore),
+    Stage.titled("compare", "roles, owners, extensions, encoding, schema and every table compared", "database",
+                 PgMajorUpgrade.stage_compare),
+    Stage.titled("switch", "installation pointed at the new image and volume, app started", "database",
+                 PgMajorUpgrade.stage_switch),
+    Stage.titled("verify", "post-flight checks; a backup taken and verified with the new pg_dump", "database",
+                 PgMajorUpgrade.stage_verify),
+    Stage.titled("finish", "lock released, old volume named and kept", "nothing", PgMajorUpgrade.stage_finish),
 )

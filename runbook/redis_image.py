@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -279,31 +278,27 @@ class RedisImageUpgrade(Upgrade):
         self.journal.finish("UPGRADED")
 
 
-def _stage(name: str, title: str, changes: str, run: Callable[[RedisImageUpgrade], None]) -> Stage:
-    return Stage(name, title, changes, run, effect=title)
-
-
 # The stages in order; what each changes, in --plan's words, is its title.
 STAGES: tuple[Stage, ...] = (
-    _stage("gate", "pre-flight gate passed", "nothing", RedisImageUpgrade.stage_gate),
-    _stage("lock_and_record", "lock taken, database and Redis state recorded", "nothing",
-           RedisImageUpgrade.stage_lock_and_record),
-    _stage("check_new_image", "new image starts, runs a newer Redis and requires the password", "nothing",
-           RedisImageUpgrade.stage_check_new_image),
-    _stage("pause_workers", "celery-beat and the worker stopped (prefetched tasks back in their queues)", "containers",
-           RedisImageUpgrade.stage_pause_workers),
-    _stage("record_and_stop", "Redis writes paused, state recorded, saved, Redis stopped", "containers",
-           RedisImageUpgrade.stage_record_and_stop),
-    _stage("backup", "Redis data directory copied and its sha256 read back", "containers",
-           RedisImageUpgrade.stage_backup),
-    _stage("verify_backup", "the copy loaded by the old image holds the recorded data", "containers",
-           RedisImageUpgrade.stage_verify_backup),
-    _stage("start_new", "new image started on the same volume", "containers", RedisImageUpgrade.stage_start_new),
-    _stage("compare", "keys, queued messages and password compared with the recorded", "containers",
-           RedisImageUpgrade.stage_compare),
-    _stage("switch", "installation pointed at the new image, worker and beat started", "containers",
-           RedisImageUpgrade.stage_switch),
-    _stage("verify", "health, containers, password; database, backend and frontend not restarted", "containers",
-           RedisImageUpgrade.stage_verify),
-    _stage("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish),
+    Stage.titled("gate", "pre-flight gate passed", "nothing", RedisImageUpgrade.stage_gate),
+    Stage.titled("lock_and_record", "lock taken, database and Redis state recorded", "nothing",
+                 RedisImageUpgrade.stage_lock_and_record),
+    Stage.titled("check_new_image", "new image starts, runs a newer Redis and requires the password", "nothing",
+                 RedisImageUpgrade.stage_check_new_image),
+    Stage.titled("pause_workers", "celery-beat and the worker stopped (prefetched tasks back in their queues)",
+                 "containers", RedisImageUpgrade.stage_pause_workers),
+    Stage.titled("record_and_stop", "Redis writes paused, state recorded, saved, Redis stopped", "containers",
+                 RedisImageUpgrade.stage_record_and_stop),
+    Stage.titled("backup", "Redis data directory copied and its sha256 read back", "containers",
+                 RedisImageUpgrade.stage_backup),
+    Stage.titled("verify_backup", "the copy loaded by the old image holds the recorded data", "containers",
+                 RedisImageUpgrade.stage_verify_backup),
+    Stage.titled("start_new", "new image started on the same volume", "containers", RedisImageUpgrade.stage_start_new),
+    Stage.titled("compare", "keys, queued messages and password compared with the recorded", "containers",
+                 RedisImageUpgrade.stage_compare),
+    Stage.titled("switch", "installation pointed at the new image, worker and beat started", "containers",
+                 RedisImageUpgrade.stage_switch),
+    Stage.titled("verify", "health, containers, password; database, backend and frontend not restarted", "containers",
+                 RedisImageUpgrade.stage_verify),
+    Stage.titled("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish),
 )

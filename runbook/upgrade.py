@@ -55,6 +55,11 @@ class Stage:
     # which --resume completes; rolling it back would throw a good upgrade away.
     rolled_back: bool = True
 
+    @classmethod
+    def titled(cls, name: str, title: str, changes: str, run: Callable) -> Stage:
+        """A stage whose title already says, in --plan's words, what it changes."""
+        return cls(name, title, changes, run, effect=title)
+
 
 @dataclass
 class Settings:
