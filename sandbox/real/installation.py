@@ -57,7 +57,13 @@ class RealInstallation(Installation):
     def up(self, *services: str, wait: bool = True, timeout: int = 480) -> None:
         """Start and wait for the services with a healthcheck (celery-beat has it disabled, which
         ``compose up --wait`` counts as a failure, so it is waited for as running only)."""
-        self.compose("up", "--detach", "--no-build", "--remove-orphans", *services, timeout=timeout + 60)
+        started = self.compose("up", "--detach", "--no-build", "--remove-orphans", *services, timeout=timeout + 60,
+                               check=False)
+        # A dependency (Redis: 3 s check timeout) can be judged unhealthy on a loaded machine before the
+        # services that wait for it are started: the loop below starts them once it is healthy again.
+        if started.returncode != 0 and not (wait and "is unhealthy" in started.stderr + started.stdout):
+            raise CommandError(["docker", "compose", "up", *services], started.returncode,
+                               started.stderr or started.stdout)
         if not wait:
             return
         names = [s for s in (services or tuple(self.services())) if s != "celery-beat"]
@@ -69,6 +75,8 @@ class RealInstallation(Installation):
             waited = self.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", str(left), *names,
                                   timeout=left + 60, check=False)
             if waited.returncode == 0:
+                if started.returncode != 0:  # what waited for the dependency (celery-beat too) is started now
+                    self.compose("up", "--detach", "--no-build", *services, timeout=timeout + 60)
                 return
             if "is unhealthy" not in waited.stderr + waited.stdout or time.monotonic() > deadline:
                 raise CommandError(["docker", "compose", "up", "--wait", *names], waited.returncode,
