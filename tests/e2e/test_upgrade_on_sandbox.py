@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from plugins import runmode
@@ -22,7 +23,7 @@ from sandbox.installation import Installation
 from sandbox.seed import SeedSize
 from tests import browser
 from tests.lock_holder import holding_the_lock
-from tests.sandbox_state import journal, snapshot
+from tests.sandbox_state import contents, journal, snapshot
 from tests.suite_runner import JOB_QUEUE_CHECKS, PREFLIGHT_CHECKS, ROOT, UPGRADE_TESTS, SuiteRun, run_suite
 
 SEEDED = SeedSize()
@@ -339,8 +340,11 @@ def test_report_is_a_change_record_in_a_real_browser(pytester: pytest.Pytester, 
 
 def write_while_the_old_version_serves(install: Installation, deadline_s: float = 300) -> dict:
     """As a live OpenWatch does (its scheduler, its users): once the backup is taken, add three users
-    and rename a host, then take the test's own snapshot of the database as it will be at the stop.
-    Returns that snapshot and when it was finished."""
+    and rename a host, then read the database as it will be at the stop. Returns what was read
+    (without the schema, ref and version, which the writes do not change) and when the writes ended.
+
+    The read is one REPEATABLE READ transaction begun right after the writes, so it sees them and
+    nothing later even when a loaded machine makes it slower than the stages before the stop."""
     journal_file = install.directory / ".openwatch-upgrade" / "journal.json"
     started = time.monotonic()
     while time.monotonic() - started < deadline_s:
@@ -356,8 +360,13 @@ def write_while_the_old_version_serves(install: Installation, deadline_s: float 
                          "VALUES (%s, %s, 'pbkdf2_sha256$1$late$x', 'viewer', now())",
                          (f"late-user-{n}", f"late-user-{n}@openwatch.invalid"))
         conn.execute("UPDATE hosts SET hostname = 'renamed-after-the-backup' WHERE id = (SELECT min(id) FROM hosts)")
-    state = snapshot(install)
-    return {"snapshot": state, "finished": time.time()}
+        finished = time.time()
+        conn.autocommit = False
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            state = {"tables": dbstate.table_states(conn), "contents": contents(conn),
+                     "revisions": dbstate.alembic_revisions(conn)}
+    return {"snapshot": state, "finished": finished}
 
 
 def test_rows_written_after_the_backup_survive_the_emergency_restore(pytester: pytest.Pytester,
@@ -375,7 +384,8 @@ def test_rows_written_after_the_backup_survive_the_emergency_restore(pytester: p
     assert written["finished"] < stopped_at, "the test's writes must land before the app stops"
     assert record["delta_backup"]["tables"] == ["hosts", "users"]
     assert Path(record["delta_backup"]["dump"]).stat().st_mode & 0o777 == 0o600
-    expected = {**written["snapshot"], "ref": before["ref"], "version": before["version"]}
+    unchanged_by_the_writes = {key: before[key] for key in ("schema", "ref", "version")}
+    expected = {**written["snapshot"], **unchanged_by_the_writes}
     assert expected["contents"] != before["contents"]
     assert_rolled_back(run, baseline, expected, "emergency", "verify")
     with baseline.connect() as conn:
