@@ -58,7 +58,9 @@ def _closing_notes(summary: dict, title: str) -> str:
 def servicenow_change(summary: dict, title: str) -> dict:
     ran = {stage["name"]: stage for stage in summary["stages"]}
     # The operation that ran (a release upgrade, or a component's: runbook.components), by its stages.
-    planned = next((stages for stages in OPERATIONS.values() if set(ran) <= {stage.name for stage in stages}), STAGES)
+    planned = next((operation.stages for operation in OPERATIONS.values()
+                    if set(ran) <= {stage.name for stage in operation.stages}),
+                   STAGES)
     implementation = [f"{index}. {stage.title} ({stage.name})" + (
         f": {ran[stage.name]['status']} in {ran[stage.name]['seconds']} s" if stage.name in ran else "")
         for index, stage in enumerate(planned, 1)]

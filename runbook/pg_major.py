@@ -239,9 +239,10 @@ class PgMajorUpgrade(Upgrade):
                  "(rows and checksums), schema, owners, extensions, encoding and collation")
 
     def stage_switch(self) -> None:
+        # First: from this stage on a rollback keeps the new volume (as --resume and --plan take it).
+        self.app_started_on_new = True
         self.record(pointer=self.pointer.point())
         self.new_profile = self.load_profile()
-        self.app_started_on_new = True
         from runbook import startup  # noqa: PLC0415 - as the start stage judges a new release
         from runbook.compose import Compose
         Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s, wait=False)
