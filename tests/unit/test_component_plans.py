@@ -116,3 +116,9 @@ def test_component_plan_text_and_report_name_the_operation() -> None:
     assert plan.to_json()["component"] == "postgres" and len(plan.to_json()["stages"]) == len(plan.stages)
     html = report_html.plan_table(plan.to_json())
     assert html.count("<tr><td>") == len(plan.stages) and pg_major_rollback.REMOVE_NEW_VOLUME in html
+
+
+@pytest.mark.parametrize("component", [None, *components.COMPONENTS])
+def test_only_the_finish_after_a_verified_version_is_not_rolled_back(component: str | None) -> None:
+    """As --resume completes a run that verified the new version, a failure in its finish is not undone."""
+    assert [stage.name for stage in components.stages_for(component) if not stage.rolled_back] == ["finish"]
