@@ -64,8 +64,14 @@ class Plan:
 def build(install_dir: str, installed: str, target: str, revision: str, checks: list[tuple[str, str]],
           component: str | None = None) -> Plan:
     """The plan of the operation ``component`` names (None: the release upgrade); ``revision`` is the
-    database's now, which a rollback would return to. A stage the run does not roll back (rolled_back
-    False: the new version is verified) is planned so too, as plugins/rollback.py skips it."""
+    database's now, which a rollback would return to."""
+    return Plan(install_dir, installed, target, revision, checks, planned_stages(component, revision), component)
+
+
+def planned_stages(component: str | None, revision: str) -> list[PlannedStage]:
+    """Each stage of the operation, what it changes, and the rollback a failure there sets off. A stage
+    the run does not roll back (rolled_back False: the new version is verified) is planned so too, as
+    plugins/rollback.py skips it."""
     operation = OPERATIONS[component]
     release_tiers = {step.stage: step for step in backout.plan(operation.stages)} if operation.planned is None else {}
     stages = []
@@ -79,7 +85,7 @@ def build(install_dir: str, installed: str, target: str, revision: str, checks: 
             planned = operation.planned(stage, revision)
             line, undo = planned.line(stage), planned.steps
         stages.append(PlannedStage(stage.name, stage.title, stage.effect, line, undo))
-    return Plan(install_dir, installed, target, revision, checks, stages, component)
+    return stages
 
 
 def endpoints(component: str | None, profile: Profile, client: docker.DockerClient, conn: psycopg.Connection,

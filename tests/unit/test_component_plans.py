@@ -122,3 +122,4 @@ def test_component_plan_text_and_report_name_the_operation() -> None:
 def test_only_the_finish_after_a_verified_version_is_not_rolled_back(component: str | None) -> None:
     """As --resume completes a run that verified the new version, a failure in its finish is not undone."""
     assert [stage.name for stage in components.stages_for(component) if not stage.rolled_back] == ["finish"]
+
