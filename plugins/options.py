@@ -80,6 +80,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def load_profile(config: pytest.Config) -> Profile:
     if config.getoption("runtime") != "docker":
         raise pytest.UsageError(f"--runtime {config.getoption('runtime')} is not supported yet; use --runtime docker")
+    problem = combination_problem(config)
+    if problem:
+        raise pytest.UsageError(problem)
     mode = mode_of(config)
     upgrade_run = mode.upgrade_suite
     # First of all: while another run is at work, the installation (even its VERSION) is in its hands.
@@ -103,15 +106,21 @@ def load_profile(config: pytest.Config) -> Profile:
     if upgrade_run and not target and not own_run and not config.getoption("component", None):
         raise pytest.UsageError("the upgrade suite needs --target (a tag, a branch such as main, or a commit id), "
                                 "or --rollback-to REF to undo the last upgrade, or --resume to settle one that died")
-    if len(own_run) + bool(target) > 1:
-        raise pytest.UsageError("--target, --rollback-to and --resume exclude each other; pass one")
-    if config.getoption("plan", None) and own_run:
-        raise pytest.UsageError("--plan shows what an upgrade to --target would do; it does not go with "
-                                f"--{own_run[0].replace('_', '-')}")
     died = release_checks.died_unfinished(Journal.load(profile.install_dir)) if mode.name in (UPGRADE, PLAN) else None
     if died:  # before --target is judged: the checkout may already be the target's
         raise pytest.UsageError(died)
     return profile
+
+
+def combination_problem(config: pytest.Config) -> str | None:
+    """Options that exclude each other, judged before anything is read."""
+    if sum(bool(config.getoption(name, None)) for name in ("target", "rollback_to", "resume")) > 1:
+        return "--target, --rollback-to and --resume exclude each other; pass one"
+    other_run = next((name for name in ("rollback_to", "resume", "pg_rollback") if config.getoption(name, None)), None)
+    if config.getoption("plan", None) and other_run:
+        return (f"--plan shows what an upgrade would do, changing nothing; it does not go with "
+                f"--{other_run.replace('_', '-')}, which changes the installation: drop one of them")
+    return None
 
 
 def resolve_target(config: pytest.Config, profile: Profile) -> Target | None:

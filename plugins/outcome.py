@@ -9,7 +9,7 @@ from plugins.keys import (FAILED_STAGE_KEY, INTERRUPTED_KEY, RESULT_KEY, RUN_MOD
                           VERDICT_LINE_KEY)
 from runbook.rollback import RollbackResult
 from runbook.targets import recorded_label
-from runbook.upgrade import BY_NAME
+from runbook.components import stages_for
 
 
 def describe(result: RollbackResult) -> str:
@@ -51,7 +51,9 @@ def outcome(config: pytest.Config) -> str | None:
             return f"--rollback-to {mode.rollback_to}: {recorded}"
         return None
     what = "INTERRUPTED" if config.stash.get(INTERRUPTED_KEY, False) else "FAILED"
-    if result is None and not BY_NAME[failed].rolled_back:
+    # The operation's own stages: a component's (dump, start_new...) are not the release's.
+    not_rolled_back = [stage.name for stage in stages_for(config.getoption("component", None)) if not stage.rolled_back]
+    if result is None and failed in not_rolled_back:
         return (f"UPGRADE {what} at stage {failed}, after the new version was verified; not rolled back: "
                 "run the upgrade suite with --resume to complete it")
     if result is None:

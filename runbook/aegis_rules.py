@@ -24,7 +24,7 @@ from shlex import quote
 
 import requests
 
-from runbook import gitrepo, service_checks, targets
+from runbook import backout, gitrepo, service_checks, targets
 from runbook.app_component import AppComponentUpgrade, ComponentRollback
 from runbook.compose import Compose, stop_containers
 from runbook.errors import OperatorError, Problem
@@ -295,6 +295,15 @@ def rollback_actions(failed_stage: str) -> list[str]:
     if position < NAMES.index("drain_and_stop"):
         return [titles[1], titles[2], VERIFY_RESTORED]
     return titles
+
+
+def planned(stage: Stage, revision: str) -> backout.Backout:
+    """For ``--plan``: what :meth:`AegisRollback.run` does after a failure in ``stage``."""
+    actions = rollback_actions(stage.name)
+    if not actions:
+        return backout.nothing_changed(revision)
+    return backout.Backout(TIER, "the recorded rule bundle commit checked out, backend and worker rebuilt from it",
+                           actions)
 
 
 def start(profile, client, settings) -> AegisRulesUpgrade:

@@ -25,6 +25,18 @@ TITLES = {
     "start": "the component started (--no-deps) and healthy",
     "verify": "post-flight checks; the other containers not restarted",
 }
+# What those stages change, in --plan's words (the others change what the release's do).
+EFFECTS = {
+    "build": "builds the component's images only (the old version keeps serving)",
+    "drain_and_stop": "stops the component's containers only (the database and the other services keep running); "
+                      "backend: beat first, the queues drained, the worker last, then the rows written since the "
+                      "backup dumped",
+    "migrate": "backend only, and only when the target has revisions the database is not at: runs alembic upgrade "
+               "head with the new image",
+    "start": "starts the component's services with compose up --no-deps (the others are not restarted)",
+    "verify": "nothing: reads health, the API, containers, the revision and every table, and the other containers' "
+              "start times",
+}
 
 
 def needs_migration(component: str, revision: str | None, heads: list[str]) -> bool:
@@ -151,6 +163,6 @@ class ComponentRollback(Rollback):
 # The release upgrade's stages, same names and meaning (the rollback's tier choice reads them), titled
 # for a component and calling this class's methods where it has its own.
 STAGES: tuple[Stage, ...] = tuple(
-    Stage(s.name, TITLES.get(s.name, s.title), s.changes, getattr(AppComponentUpgrade, s.run.__name__), s.effect,
-          s.rolled_back)
+    Stage(s.name, TITLES.get(s.name, s.title), s.changes, getattr(AppComponentUpgrade, s.run.__name__),
+          EFFECTS.get(s.name, s.effect), s.rolled_back)
     for s in RELEASE_STAGES)

@@ -4,27 +4,42 @@ parametrizes its stage test with :func:`stages_for`; the rollback plugin asks :f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import docker
 
-from runbook import aegis_rules, app_component, pg_major, pg_major_rollback, redis_image, upgrade as code_upgrade
+from runbook import (aegis_rules, app_component, backout, pg_major, pg_major_rollback, redis_image, redis_image_rollback,
+                     upgrade as code_upgrade)
 from runbook.journal import Journal
 from runbook.profile import Profile
 from runbook.rollback import Rollback
 from runbook.upgrade import Settings, Stage, Upgrade
 
-OPERATIONS: dict[str | None, tuple[Stage, ...]] = {
-    None: code_upgrade.STAGES,  # --target: the release upgrade
-    "postgres": pg_major.STAGES,  # --component postgres --image IMAGE: a PostgreSQL major upgrade
-    "backend": app_component.STAGES,  # --component backend --target REF: backend, worker and beat only
-    "frontend": app_component.STAGES,  # --component frontend --target REF: the frontend only
-    "redis": redis_image.STAGES,  # --component redis --image IMAGE: a newer Redis on the same volume
-    "aegis": aegis_rules.STAGES,  # --component aegis --rules REF: the rule bundle in backend/aegis
+
+@dataclass(frozen=True)
+class Operation:
+    stages: tuple[Stage, ...]
+    # What its own rollback does after a failure in a stage (stage, recorded revision -> Backout), as
+    # that rollback's module states it; None: the release's tiers (runbook.backout.plan) roll it back.
+    planned: Callable[[Stage, str], backout.Backout] | None = None
+
+
+OPERATIONS: dict[str | None, Operation] = {
+    None: Operation(code_upgrade.STAGES),  # --target: the release upgrade
+    # --component postgres --image IMAGE: a PostgreSQL major upgrade
+    "postgres": Operation(pg_major.STAGES, pg_major_rollback.planned),
+    "backend": Operation(app_component.STAGES),  # --component backend --target REF: backend, worker and beat only
+    "frontend": Operation(app_component.STAGES),  # --component frontend --target REF: the frontend only
+    # --component redis --image IMAGE: a newer Redis on the same volume
+    "redis": Operation(redis_image.STAGES, redis_image_rollback.planned),
+    "aegis": Operation(aegis_rules.STAGES, aegis_rules.planned),  # --component aegis --rules REF: backend/aegis
 }
 COMPONENTS = tuple(name for name in OPERATIONS if name)
 
 
 def stages_for(component: str | None) -> tuple[Stage, ...]:
-    return OPERATIONS[component]
+    return OPERATIONS[component].stages
 
 
 def rollback_for(run: Upgrade):

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from runbook import backout
+from runbook import dry_run
 from runbook.components import OPERATIONS
-from runbook.upgrade import STAGES
 
 CDEVENTS_SPEC = "0.4.1"
 CDEVENT_TYPES = {"upgraded": "dev.cdevents.service.upgraded.0.2.0",
@@ -58,7 +57,9 @@ def _closing_notes(summary: dict, title: str) -> str:
 def servicenow_change(summary: dict, title: str) -> dict:
     ran = {stage["name"]: stage for stage in summary["stages"]}
     # The operation that ran (a release upgrade, or a component's: runbook.components), by its stages.
-    planned = next((stages for stages in OPERATIONS.values() if set(ran) <= {stage.name for stage in stages}), STAGES)
+    component = next((name for name, operation in OPERATIONS.items()
+                      if set(ran) <= {stage.name for stage in operation.stages}), None)
+    planned = OPERATIONS[component].stages
     implementation = [f"{index}. {stage.title} ({stage.name})" + (
         f": {ran[stage.name]['status']} in {ran[stage.name]['seconds']} s" if stage.name in ran else "")
         for index, stage in enumerate(planned, 1)]
@@ -75,7 +76,8 @@ def servicenow_change(summary: dict, title: str) -> dict:
                        f"from {summary['from_version']} to {summary['target']} with openwatch-upgrade-suite.",
         "correlation_id": summary["ticket"] or "", "correlation_display": "openwatch-upgrade-suite",
         "implementation_plan": "\n".join(implementation),
-        "backout_plan": "\n".join(step.line() for step in backout.plan()),
+        "backout_plan": "\n".join(stage.backout for stage in dry_run.planned_stages(component,
+                                                                                      summary["revision_before"] or "")),
         "test_plan": "\n".join(test_plan),
         "start_date": _servicenow_time(summary["started"]), "end_date": _servicenow_time(summary["finished"]),
         "work_start": _servicenow_time(summary["started"]), "work_end": _servicenow_time(summary["finished"]),

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import docker
@@ -239,9 +239,10 @@ class PgMajorUpgrade(Upgrade):
                  "(rows and checksums), schema, owners, extensions, encoding and collation")
 
     def stage_switch(self) -> None:
+        # First: from this stage on a rollback keeps the new volume (as --resume and --plan take it).
+        self.app_started_on_new = True
         self.record(pointer=self.pointer.point())
         self.new_profile = self.load_profile()
-        self.app_started_on_new = True
         from runbook import startup  # noqa: PLC0415 - as the start stage judges a new release
         from runbook.compose import Compose
         Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s, wait=False)
@@ -297,5 +298,7 @@ STAGES: tuple[Stage, ...] = (
                  PgMajorUpgrade.stage_switch),
     Stage.titled("verify", "post-flight checks; a backup taken and verified with the new pg_dump", "database",
                  PgMajorUpgrade.stage_verify),
-    Stage.titled("finish", "lock released, old volume named and kept", "nothing", PgMajorUpgrade.stage_finish),
+    # Once the new version is verified a failure is not rolled back (--resume completes it), as the release's.
+    replace(Stage.titled("finish", "lock released, old volume named and kept", "nothing", PgMajorUpgrade.stage_finish),
+            rolled_back=False),
 )

@@ -5,18 +5,28 @@ plus the recorded cluster facts; and ``--pg-rollback`` after a finished upgrade.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from shlex import quote
 
-from runbook import pg_cluster, pg_pointer, state
+from runbook import backout, pg_cluster, pg_pointer, state
 from runbook.errors import OperatorError, Problem
 from runbook.journal import Journal
 from runbook.pg_major import STAGES, PgMajorUpgrade
-from runbook.rollback import Rollback, RollbackResult
+from runbook.rollback import VERIFY_RESTORED, Rollback, RollbackResult
 from runbook.run_record import RunRecord
 from runbook.shell import progress
+from runbook.upgrade import Stage
 
 TIER = "old-volume"
-STOPPED_AT = [stage.name for stage in STAGES].index("drain_and_stop")
+NAMES = [stage.name for stage in STAGES]
+STOPPED_AT = NAMES.index("drain_and_stop")
+REMOVE_NEW_VOLUME = "remove the new volume (the app never ran on it)"
+
+
+def goes_back(failed_stage: str) -> bool:
+    """Whether a failure in ``failed_stage`` has anything to undo: from the stop of the app on."""
+    return failed_stage in NAMES and NAMES.index(failed_stage) >= STOPPED_AT
 
 
 class PgMajorRollback(Rollback):
@@ -27,27 +37,14 @@ class PgMajorRollback(Rollback):
         upgrade.release_snapshot()
         if upgrade.before is None:
             return self.not_started()
-        names = [stage.name for stage in STAGES]
-        changed = failed_stage in names and names.index(failed_stage) >= STOPPED_AT
-        return self.go_back(compare_data=True) if changed else self.run_tier("none")
+        return self.go_back(compare_data=True) if goes_back(failed_stage) else self.run_tier("none")
 
     def go_back(self, compare_data: bool) -> RollbackResult:
         """Old image, old volume, old app; verified. With ``compare_data`` every table is compared with
         the state at the stop (right after a failed upgrade: the old volume must be exactly that)."""
-        upgrade = self.upgrade
         self.compare_data = compare_data
-        steps = [
-            ("stop the app containers", self.stop_app),
-            ("point the installation back at the old image and volume", self.unpoint),
-            ("start the old PostgreSQL on the old volume", self.start_old_database),
-            ("compare the database with the state at the stop", self.verify_database),
-            ("compare roles, owners, extensions and encoding with the recorded", self.compare_facts),
-        ]
-        if not upgrade.app_started_on_new:
-            steps.append(("remove the new volume (the app never ran on it)", self.remove_new_volume))
-        steps += [("start the old version and wait healthy", self.start_old),
-                  ("verify restored state", self.verify_restored)]
-        return self.go_back_by(TIER, "going back to the old volume", steps)
+        return self.go_back_by(TIER, "going back to the old volume",
+                               [(title, partial(STEPS[title], self)) for title in steps(self.upgrade.app_started_on_new)])
 
     def after_finish(self) -> RollbackResult:
         """``--pg-rollback``: the finished upgrade undone. The old volume holds the data as it was at the
@@ -98,6 +95,33 @@ class PgMajorRollback(Rollback):
             f"docker compose up -d database   # {data.get('old_image')} on the untouched volume {data.get('old_volume')}",
             "docker compose up -d   # then: pytest suites/postflight",
         ]
+
+
+# Going back, step by step (each title as the journal, the report and --plan print it), and what it runs.
+STEPS: dict[str, Callable[[PgMajorRollback], None]] = {
+    "stop the app containers": PgMajorRollback.stop_app,
+    "point the installation back at the old image and volume": PgMajorRollback.unpoint,
+    "start the old PostgreSQL on the old volume": PgMajorRollback.start_old_database,
+    "compare the database with the state at the stop": PgMajorRollback.verify_database,
+    "compare roles, owners, extensions and encoding with the recorded": PgMajorRollback.compare_facts,
+    REMOVE_NEW_VOLUME: PgMajorRollback.remove_new_volume,
+    "start the old version and wait healthy": PgMajorRollback.start_old,
+    VERIFY_RESTORED: PgMajorRollback.verify_restored,
+}
+
+
+def steps(app_started_on_new: bool) -> list[str]:
+    """The steps back; the new volume is removed only when the app never ran on it."""
+    return [title for title in STEPS if title != REMOVE_NEW_VOLUME or not app_started_on_new]
+
+
+def planned(stage: Stage, revision: str) -> backout.Backout:
+    """For ``--plan``: what :meth:`PgMajorRollback.run` does after a failure in ``stage``. The switch
+    stage marks the new volume as the app's before it does anything else, so from there on it is kept."""
+    if not goes_back(stage.name):
+        return backout.nothing_changed(revision)
+    return backout.Backout(TIER, "the old image on the old volume, which the upgrade never wrote to",
+                           steps(app_started_on_new=NAMES.index(stage.name) >= NAMES.index("switch")))
 
 
 def finished_major_upgrade(install_dir) -> Journal:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -300,5 +301,7 @@ STAGES: tuple[Stage, ...] = (
                  RedisImageUpgrade.stage_switch),
     Stage.titled("verify", "health, containers, password; database, backend and frontend not restarted", "containers",
                  RedisImageUpgrade.stage_verify),
-    Stage.titled("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish),
+    # Once the new version is verified a failure is not rolled back (--resume completes it), as the release's.
+    replace(Stage.titled("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish),
+            rolled_back=False),
 )

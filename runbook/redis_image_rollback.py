@@ -7,18 +7,30 @@ recorded state before the worker may consume one."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from shlex import quote
 
-from runbook import backup, redis_state, service_checks, startup
+from runbook import backout, backup, redis_state, service_checks, startup
 from runbook.compose import Compose, stop_containers
 from runbook.errors import Problem
 from runbook.redis_image import DATA_DIR, PAUSED_SERVICES, STAGES, RedisImageUpgrade
-from runbook.rollback import Rollback, RollbackResult
+from runbook.rollback import VERIFY_RESTORED, Rollback, RollbackResult
 from runbook.shell import progress
+from runbook.upgrade import Stage
 
 TIER = "old-image"
-CHANGED_FROM = [stage.name for stage in STAGES].index("pause_workers")
+NAMES = [stage.name for stage in STAGES]
+CHANGED_FROM = NAMES.index("pause_workers")
+RESTORE_DATA = "put the recorded data back if the new version changed it"
+COMPARE_REDIS = "compare keys and queued messages with the state at the stop"
+IF_RECORDED = " (if it was recorded before the failure)"
+
+
+def goes_back(failed_stage: str) -> bool:
+    """Whether a failure in ``failed_stage`` has anything to undo: from the first stopped worker on."""
+    return failed_stage in NAMES and NAMES.index(failed_stage) >= CHANGED_FROM
 
 
 class RedisRollback(Rollback):
@@ -28,22 +40,14 @@ class RedisRollback(Rollback):
         upgrade = self.upgrade
         if upgrade.before is None:
             return self.not_started()
-        names = [stage.name for stage in STAGES]
-        changed = failed_stage in names and names.index(failed_stage) >= CHANGED_FROM
-        return self.go_back() if changed else self.run_tier("none")
+        return self.go_back() if goes_back(failed_stage) else self.run_tier("none")
 
     def go_back(self) -> RollbackResult:
-        steps = [("stop the worker and celery-beat", self.stop_app), ("stop Redis", self.stop_redis),
-                 ("point the installation back at the old image", self.unpoint)]
-        if self.upgrade.journal.data["redis"].get("backup"):
-            steps.append(("put the recorded data back if the new version changed it", self.restore_data))
-        steps.append(("start the old Redis on its volume", self.start_old_redis))
-        if self.upgrade.redis_at_stop is not None:
-            steps.append(("compare keys and queued messages with the state at the stop", self.compare_redis))
-        steps += [("start the worker and celery-beat and wait healthy", self.start_old),
-                  ("verify restored state", self.verify_restored),
-                  ("database, backend and frontend not restarted", self.upgrade.verify_untouched)]
-        return self.go_back_by(TIER, "going back to the old Redis image", steps)
+        upgrade = self.upgrade
+        titles = steps(backed_up=bool(upgrade.journal.data["redis"].get("backup")),
+                       recorded_at_stop=upgrade.redis_at_stop is not None)
+        return self.go_back_by(TIER, "going back to the old Redis image",
+                               [(title, partial(STEPS[title], self)) for title in titles])
 
     def stop_app(self) -> None:
         stop_containers(self.upgrade.client, self.upgrade.paused_containers())
@@ -123,3 +127,38 @@ class RedisRollback(Rollback):
             f"docker cp - {self.upgrade.redis_container}:/ < {quote(str(archive))}",
             "docker compose up -d redis && docker compose up -d   # then: pytest suites/postflight",
         ]
+
+
+# Going back, step by step (each title as the journal, the report and --plan print it), and what it runs.
+STEPS: dict[str, Callable[[RedisRollback], None]] = {
+    "stop the worker and celery-beat": RedisRollback.stop_app,
+    "stop Redis": RedisRollback.stop_redis,
+    "point the installation back at the old image": RedisRollback.unpoint,
+    RESTORE_DATA: RedisRollback.restore_data,
+    "start the old Redis on its volume": RedisRollback.start_old_redis,
+    COMPARE_REDIS: RedisRollback.compare_redis,
+    "start the worker and celery-beat and wait healthy": RedisRollback.start_old,
+    VERIFY_RESTORED: RedisRollback.verify_restored,
+    "database, backend and frontend not restarted": lambda rollback: rollback.upgrade.verify_untouched(),
+}
+
+
+def steps(backed_up: bool, recorded_at_stop: bool | None) -> list[str]:
+    """The steps back: the data put back only once a copy of it was taken, the keys compared only with
+    a recorded state at the stop (``None``: not known ahead, listed with its condition)."""
+    titles = [title for title in STEPS if title != RESTORE_DATA or backed_up]
+    if recorded_at_stop is None:
+        return [title + IF_RECORDED if title == COMPARE_REDIS else title for title in titles]
+    return [title for title in titles if title != COMPARE_REDIS or recorded_at_stop]
+
+
+def planned(stage: Stage, revision: str) -> backout.Backout:
+    """For ``--plan``: what :meth:`RedisRollback.run` does after a failure in ``stage``. The backup
+    stage records its copy last, once whole; record_and_stop records the state at the stop once writes
+    are paused, so a failure in it may come before or after that."""
+    if not goes_back(stage.name):
+        return backout.nothing_changed(revision)
+    position, recording = NAMES.index(stage.name), NAMES.index("record_and_stop")
+    recorded = None if position == recording else position > recording
+    return backout.Backout(TIER, "the old image on the same volume, with the data as recorded at the stop",
+                           steps(backed_up=position > NAMES.index("backup"), recorded_at_stop=recorded))

@@ -56,3 +56,21 @@ def snapshot(install: Installation) -> dict:
         return {"tables": dbstate.table_states(conn), "contents": contents(conn),
                 "revisions": dbstate.alembic_revisions(conn), "schema": schema_dump(install),
                 "ref": gitrepo.head_ref(install.directory), "version": install.version}
+
+
+def engine_and_files(install: Installation) -> dict:
+    """What a run that changes nothing (``--plan``) must leave as it found it, besides the data: every
+    container of the engine (id, image, start time: a restart or a recreation changes them, a
+    throwaway container would add one), the engine's volumes, and the installation's files (path,
+    mode and size; ``.git`` aside, whose objects resolving a target may fetch), the journal folder and
+    the lock among them."""
+    ids = subprocess.run(["docker", "ps", "--all", "--quiet", "--no-trunc"], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.split()
+    containers = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{.Name}} {{.Config.Image}} {{.State.StartedAt}}",
+                                 *ids], capture_output=True, text=True, check=True, timeout=60).stdout.splitlines()
+    volumes = subprocess.run(["docker", "volume", "ls", "--quiet"], capture_output=True, text=True, check=True,
+                             timeout=60).stdout.split()
+    files = {str(path.relative_to(install.directory)): (path.stat().st_mode, path.stat().st_size if path.is_file() else 0)
+             for path in install.directory.rglob("*")
+             if ".git" not in path.relative_to(install.directory).parts[:1] and not path.is_symlink()}
+    return {"containers": sorted(containers), "volumes": sorted(volumes), "files": files}

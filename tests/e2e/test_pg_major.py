@@ -7,6 +7,8 @@ table's rows and checksum as recorded."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -15,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook import pg_pointer
+from runbook import pg_major, pg_major_rollback, pg_pointer
 from sandbox import images, releases
 from sandbox.installation import Installation
 from tests.e2e.test_crash_safety import wait_for_stage
 from tests.sessions import kill_session
-from tests.sandbox_state import contents, journal, snapshot
+from tests.sandbox_state import contents, engine_and_files, journal, snapshot
 from tests.suite_runner import ROOT, run_suite
 
 pytestmark = [pytest.mark.component, pytest.mark.slow]
@@ -108,6 +110,35 @@ def test_major_upgrade_keeps_everything_and_goes_back(pytester: pytest.Pytester,
     assert journal(install)["outcome"] == "ROLLED BACK (old-volume)"
     assert_back_on_pg15(install, before)
     assert NEW_VOLUME in volumes()  # what the app wrote on 17 is kept until the operator removes it
+
+
+def test_plan_describes_the_major_upgrade_and_changes_nothing(pytester: pytest.Pytester,
+                                                              on_pg15: Installation) -> None:
+    install = on_pg15
+    before, around = snapshot(install), engine_and_files(install)
+    run = run_suite(pytester, "upgrade", *upgrade_args(install), "--plan")
+    assert run.ret == 0, run.output[-3000:]
+    assert run.outcomes == {"test_plan": "passed"}, run.outcomes
+    [header] = [line for line in run.output.splitlines() if "PLAN (nothing was changed)" in line]
+    assert (f"PLAN (nothing was changed): upgrade the postgres component of {install.directory} from PostgreSQL 15."
+            in header and f" to {NEW_IMAGE}" in header), header
+    assert re.findall(r"^\s+\d+\. (\w+): ", run.output, re.MULTILINE) == [stage.name for stage in pg_major.STAGES]
+    assert "      changes: roles and every database dumped from the old server and verified" in run.output
+    assert "      if it fails: rollback tier old-volume: the old image on the old volume" in run.output
+    never_ran_on_new = "; ".join(pg_major_rollback.steps(app_started_on_new=False))
+    assert run.output.count(f"      rollback actions: {never_ran_on_new}\n") == 5  # drain_and_stop to compare
+    plan = json.loads(run.properties["test_plan"]["plan"])
+    assert plan["component"] == "postgres" and plan["target"] == NEW_IMAGE
+    assert [stage["name"] for stage in plan["stages"]] == [stage.name for stage in pg_major.STAGES]
+    html = Path(run.bundle["artifacts"]["html"]).read_text()
+    assert 'id="plan"' in html and "start_new" in html and pg_major_rollback.REMOVE_NEW_VOLUME in html
+    # Nothing changed: data, schema, version, ref; no container created, recreated or restarted, no volume,
+    # no file (no journal, lock, dump folder, compose override); still PostgreSQL 15 on the old volume.
+    assert snapshot(install) == before
+    assert engine_and_files(install) == around
+    assert not (install.directory / ".openwatch-upgrade.lock").exists()
+    assert not (install.directory / pg_pointer.OVERRIDE).exists() and "COMPOSE_FILE" not in install.env
+    assert server_version(install).startswith("15.") and db_mount(install) == OLD_VOLUME
 
 
 @pytest.mark.parametrize(("fault", "args", "failed_stage"), [

@@ -8,6 +8,7 @@ cannot read) and then failed verification, end on the old image with the same ke
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from runbook import redis_image, redis_image_rollback
 from runbook.redis_image import RedisPointer
 from sandbox import images
 from sandbox.installation import Installation
-from tests.sandbox_state import journal, snapshot
+from tests.sandbox_state import engine_and_files, journal, snapshot
 from tests.suite_runner import run_suite
 
 pytestmark = [pytest.mark.component, pytest.mark.slow]
@@ -150,6 +152,35 @@ def test_redis_8_keeps_keys_and_queued_tasks(pytester: pytest.Pytester, seeded: 
     # The operator's own `docker compose up -d` keeps the new image (COMPOSE_FILE in .env).
     install.compose("up", "--detach", "--no-build", "--no-deps", "redis")
     assert docker("inspect", "openwatch-redis", "--format", "{{.Config.Image}}") == NEW_IMAGE
+
+
+def test_plan_describes_the_redis_upgrade_and_changes_nothing(pytester: pytest.Pytester,
+                                                              seeded: tuple[Installation, dict, list[str]]) -> None:
+    install, values, task_ids = seeded
+    database, around = snapshot(install), engine_and_files(install)
+    run = upgrade(pytester, install, NEW_IMAGE, "--plan")
+    assert run.ret == 0, run.output[-3000:]
+    assert run.outcomes == {"test_plan": "passed"}, run.outcomes
+    [header] = [line for line in run.output.splitlines() if "PLAN (nothing was changed)" in line]
+    assert (f"PLAN (nothing was changed): upgrade the redis component of {install.directory} from {OLD_IMAGE} to "
+            f"{NEW_IMAGE}") in header, header
+    assert re.findall(r"^\s+\d+\. (\w+): ", run.output, re.MULTILINE) == [stage.name for stage in redis_image.STAGES]
+    assert "      changes: celery-beat and the worker stopped (prefetched tasks back in their queues)" in run.output
+    assert "      if it fails: rollback tier old-image: the old image on the same volume" in run.output
+    after_the_copy = "; ".join(redis_image_rollback.steps(backed_up=True, recorded_at_stop=True))
+    assert f"      rollback actions: {after_the_copy}\n" in run.output
+    plan = json.loads(run.properties["test_plan"]["plan"])
+    assert plan["component"] == "redis" and plan["installed"] == OLD_IMAGE
+    html = Path(run.bundle["artifacts"]["html"]).read_text()
+    assert 'id="plan"' in html and "record_and_stop" in html and redis_image_rollback.RESTORE_DATA in html
+    # Nothing changed: no container created (no probe), recreated or restarted (the worker still holds its ETA
+    # tasks), no volume, no file (journal, lock, backup, compose override); every key and the database as they were.
+    assert engine_and_files(install) == around
+    assert scheduled_task_ids(QUEUED_TASKS) == task_ids
+    assert seeded_values() == values
+    assert snapshot(install) == database
+    assert docker("inspect", "openwatch-redis", "--format", "{{.Config.Image}}") == OLD_IMAGE
+    assert not (install.directory / ".openwatch-upgrade.lock").exists()
 
 
 @pytest.mark.parametrize(("fault", "args", "failed_stage", "files_restored"), [

@@ -4,9 +4,12 @@ for a new cluster, the compose pointer in .env, when a component migrates, the s
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from plugins import keys, outcome
+from plugins.runmode import RunMode
 from runbook import app_component, components, pg_cluster, pg_major, pg_pointer, resume
 from runbook.upgrade import STAGES as RELEASE_STAGES
 
@@ -136,3 +139,17 @@ def test_one_stage_model_for_every_operation() -> None:
 def test_resume_settles_a_run_by_the_operation_its_journal_names(recorded: dict, operation: str | None) -> None:
     assert resume.operation_of({"outcome": "running", "stages": [], **recorded}) == operation
     assert "finish" in [stage.name for stage in components.stages_for(operation)]  # what a verified run completes
+
+
+@pytest.mark.parametrize(("component", "failed", "said"), [
+    ("postgres", "dump", "UPGRADE FAILED at stage dump; no rollback ran (--no-rollback)"),
+    ("aegis", "finish", "UPGRADE FAILED at stage finish, after the new version was verified; not rolled back: run the "
+                        "upgrade suite with --resume to complete it"),
+])
+def test_outcome_reads_the_operations_own_stages(component: str, failed: str, said: str) -> None:
+    """A component's stage (dump is no release stage) failed and left as it is: one line, no KeyError."""
+    upgrade = SimpleNamespace(journal=SimpleNamespace(data={"outcome": "running"}), before=None)
+    config = SimpleNamespace(stash={keys.UPGRADE_KEY: upgrade, keys.RUN_MODE_KEY: RunMode("upgrade"),
+                                    keys.FAILED_STAGE_KEY: failed},
+                             getoption=lambda name, default=None: component if name == "component" else default)
+    assert outcome.outcome(config) == said

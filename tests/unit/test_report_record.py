@@ -13,7 +13,8 @@ import pytest
 from plugins.bundle import write_bundle
 from runbook.run_record import RunRecord
 from runbook.state import InstallState
-from runbook import backout, change_record, dry_run, exports, report_html, report_index, run_summary, schemas
+from runbook import (backout, change_record, components, dry_run, exports, report_html, report_index, run_summary,
+                     schemas)
 from runbook.journal import SCHEMA_VERSION, Journal, migrated, refusal
 from runbook.logtail import notable
 from runbook.redaction import MASK, Redactor
@@ -308,7 +309,7 @@ def test_the_plan_lists_every_stage_with_its_change_and_its_undo() -> None:
                          [("test_backend_reports_healthy", "backend reports healthy")])
     text = "\n".join(plan.lines())
     assert text.startswith("PLAN (nothing was changed): upgrade /opt/openwatch from 0.1.0 (c0ffee) to v0.2.0")
-    assert [stage.name for stage in plan.stages] == [stage.name for stage in exports.STAGES]
+    assert [stage.name for stage in plan.stages] == [stage.name for stage in components.stages_for(None)]
     assert all(stage.effect for stage in plan.stages)
     migrate = next(stage for stage in plan.stages if stage.name == "migrate")
     assert migrate.undo == backout.tier_actions("quick", "0002")
@@ -316,8 +317,22 @@ def test_the_plan_lists_every_stage_with_its_change_and_its_undo() -> None:
     finish = next(stage for stage in plan.stages if stage.name == "finish")
     assert finish.undo == [] and "not rolled back" in finish.backout
     html = report_html.plan_table(plan.to_json())
-    assert html.count("<tr><td>") == len(exports.STAGES) and "test_backend_reports_healthy" in html
+    assert html.count("<tr><td>") == len(components.stages_for(None)) and "test_backend_reports_healthy" in html
 
+
+
+def test_the_change_records_backout_plan_is_the_operations_own(tmp_path: Path) -> None:
+    """A PostgreSQL major upgrade's ServiceNow record: that upgrade's stages and its own rollback per stage."""
+    data = journal("ROLLED BACK (quick)")
+    data["stages"] = [stage(name, "passed", 1000.0 + i, 1.0) for i, name in enumerate(
+        ("gate", "lock_and_record", "check_new_image", "drain_and_stop", "dump"))]
+    change = exports.servicenow_change(summary_of(data, tmp_path), "title")
+    pg_stages = components.stages_for("postgres")
+    assert change["implementation_plan"].splitlines()[-1].startswith(f"{len(pg_stages)}. lock released, old volume")
+    backout_lines = change["backout_plan"].splitlines()
+    assert len(backout_lines) == len(pg_stages)
+    assert backout_lines[4].startswith("dump (roles and every database dumped from the old server and verified) fails "
+                                       "-> rollback tier old-volume")
 
 def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
     """What --resume and --rollback-to act on, read from a journal-1 (fields a run never reached absent)."""

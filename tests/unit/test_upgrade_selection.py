@@ -99,3 +99,23 @@ def test_own_runs_are_whole_too(pytester: pytest.Pytester, args: list[str], name
     error = upgrade(pytester, *args)
     assert error.startswith(f"ERROR: {named}: {REFUSED}; this one leaves out 1 of its 1 tests"), error
 
+
+
+@pytest.mark.parametrize(("args", "other"), [(["--resume", "--plan"], "--resume"),
+                                             (["--rollback-to", "v0.1.0", "--plan"], "--rollback-to"),
+                                             (["--component", "postgres", "--pg-rollback", "--plan"], "--pg-rollback")])
+def test_plan_with_a_run_that_changes_things_is_refused_first(pytester: pytest.Pytester, args: list[str],
+                                                              other: str) -> None:
+    """Before the install dir is read: --plan never becomes (or rides along with) a run that changes things."""
+    assert upgrade(pytester, *args) == (f"ERROR: --plan shows what an upgrade would do, changing nothing; it does not "
+                                        f"go with {other}, which changes the installation: drop one of them")
+
+
+@pytest.mark.parametrize("component", [["--component", "postgres", "--image", "openwatch-sandbox/postgres:17"],
+                                       ["--component", "redis", "--image", "openwatch-sandbox/redis:8"],
+                                       ["--component", "aegis", "--rules", "aegis-2026.2"],
+                                       ["--component", "backend", "--target", "v0.2.1"]])
+def test_component_plans_pass_the_selection_check(pytester: pytest.Pytester, component: list[str]) -> None:
+    """A component's --plan runs its one test (test_plan) and gets as far as the install dir check."""
+    assert upgrade(pytester, *component, "--plan") == f"ERROR: --install-dir {pytester.path / 'absent'} does not " \
+                                                      "exist; pass the directory OpenWatch was cloned into"
