@@ -17,6 +17,7 @@ from plugins.keys import FAILED_STAGE_KEY, INTERRUPTED_KEY, PROBER_KEY, RESULT_K
 from plugins.outcome import describe
 from plugins.signals import signals_deferred
 from runbook.components import rollback_for, stages_for
+from runbook.resume import operation_of
 from runbook.rollback import RollbackResult
 
 RUNNING_KEY = pytest.StashKey[str]()
@@ -60,8 +61,12 @@ def roll_back(config: pytest.Config, stage: str, interrupted: bool = False) -> R
     config.stash[FAILED_STAGE_KEY] = stage
     config.stash[INTERRUPTED_KEY] = interrupted
     upgrade = config.stash.get(UPGRADE_KEY, None)
-    stages = {known.name: known for known in stages_for(config.getoption("component", None))}
-    if upgrade is None or config.getoption("no_rollback") or not stages[stage].rolled_back:
+    if upgrade is None or config.getoption("no_rollback"):
+        return None
+    # A --resume has no --component: its journal names the operation (when the resume is interrupted).
+    operation = config.getoption("component", None) or operation_of(upgrade.journal.data)
+    stages = {known.name: known for known in stages_for(operation)}
+    if not stages[stage].rolled_back:
         return None
     prober = config.stash.get(PROBER_KEY, None)
     if prober is not None:
