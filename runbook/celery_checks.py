@@ -29,6 +29,12 @@ print(json.dumps({"ping": ping, "active": known.active() if known else {}, "rese
 """
 
 
+# Time for Python to start and import the app in the worker container, on top of the inspect's own
+# timeouts: seconds on a quiet machine, over 20 s seen at load 20-30 on two cores (a CI machine running
+# four sandboxes); failing the pre-flight or the drain for that is worse than waiting.
+STARTUP_ALLOWANCE_S = 60.0
+
+
 @dataclass(frozen=True)
 class WorkerSnapshot:
     answered: list[str]
@@ -56,10 +62,11 @@ def worker_command(client: docker.DockerClient, profile: Profile) -> tuple[str, 
 def inspect_worker(client: docker.DockerClient, profile: Profile, timeout: float = 1.0) -> WorkerSnapshot:
     container = profile.container("worker")
     app, queues = worker_command(client, profile)
+    allowed = timeout * 4 + STARTUP_ALLOWANCE_S  # ping, then active/reserved/scheduled up to 3 x timeout
     try:
-        result = containers.exec_in(container, ["python3", "-c", INSPECT, app, str(timeout)], timeout=timeout + 20)
+        result = containers.exec_in(container, ["python3", "-c", INSPECT, app, str(timeout)], timeout=allowed)
     except subprocess.TimeoutExpired:
-        raise Problem(f"`celery inspect` in {container} did not return within {timeout + 20:.0f}s; is the worker or "
+        raise Problem(f"`celery inspect` in {container} did not return within {allowed:.0f}s; is the worker or "
                       f"the machine overloaded? `docker stats {container}`") from None
     if result.returncode != 0:
         tail = profile.redactor(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
