@@ -232,6 +232,7 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_started: float) -> int:
+    load_before = os.getloadavg()  # with the one after: a run on a busy machine is told from a quiet one
     images.ensure_all()
     workdir = Path(tempfile.mkdtemp(prefix="openwatch-bench-"))
     install = installation.create(workdir / "install", releases.OLDEST.tag, ports=engine.ports,
@@ -296,7 +297,9 @@ def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_start
         "fault_targets": {name: FAULT_TARGETS[name] for name in FAULT_TARGETS if name in med},
         "reps": args.reps, "measured": list(args.only),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()},
+                    "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip(),
+                    "loadavg_1_5_15_before": [round(v, 2) for v in load_before],
+                    "loadavg_1_5_15_after": [round(v, 2) for v in os.getloadavg()]},
         "figures": figures, "downtime": summary, "ratios": ratios, "targets_met": targets,
         "backup_throughput": throughput, "postflight_audit_wall_s": audit, "prober_error_ms": prober,
         "bench_wall_s": round(time.monotonic() - bench_started),
