@@ -27,7 +27,7 @@ import requests
 
 from runbook.downtime import Prober
 from runbook.shell import run
-from bench import backup_throughput, outage_breakdown
+from bench import backup_throughput
 from sandbox import engine as engines
 from sandbox import images, installation, releases
 from sandbox.installation import Installation
@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = "v0.2.0"
 FAULT_TARGETS = {"fault_health": "v0.2.0-fault-health", "fault_crashloop": "v0.2.0-fault-crashloop"}
 FAULT_OUTCOME = "ROLLED BACK (full)"
-BREAKDOWN_PREFIX = "outage: "  # figures that split a fault run's outage by stage and rollback action
 FAULT_TARGET_S = 15.0  # issue 17: a release that never becomes healthy costs users at most this
 BACKUP_TARGET = 0.8  # issue 17: backup + verification at least 0.8x the throughput of a raw pg_dump -Fc
 APP_CONTAINERS = ["openwatch-frontend", "openwatch-backend", "openwatch-worker", "openwatch-celery-beat"]
@@ -112,15 +111,12 @@ def suite(install: Installation) -> Figures:
 
 def fault(target: str) -> Callable[[Installation], Figures]:
     """The suite upgrading to a release whose new version never becomes healthy, rolled back: the
-    downtime as the external prober sees it, the start stage's time to judge it failed, and where the
-    suite's own prober saw the outage go (``outage: <stage or rollback action>``)."""
+    downtime as the external prober sees it, and the start stage's time to judge it failed."""
     def scenario(install: Installation) -> Figures:
         journals = []
         downtime, wall = probed(install, lambda: journals.append(upgrade_suite(install, target, FAULT_OUTCOME)))
-        parts = outage_breakdown.breakdown(journals[0])
         return {"downtime_s": downtime, "wall_s": wall, "start_stage_s": stage_seconds(journals[0], "start"),
-                "suite_reported_downtime_s": float(journals[0]["downtime"]["downtime_total_s"]),
-                **{f"{BREAKDOWN_PREFIX}{label}": seconds for label, seconds in parts.items()}}
+                "suite_reported_downtime_s": float(journals[0]["downtime"]["downtime_total_s"])}
     return scenario
 
 
@@ -232,7 +228,6 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_started: float) -> int:
-    load_before = os.getloadavg()  # with the one after: a run on a busy machine is told from a quiet one
     images.ensure_all()
     workdir = Path(tempfile.mkdtemp(prefix="openwatch-bench-"))
     install = installation.create(workdir / "install", releases.OLDEST.tag, ports=engine.ports,
@@ -251,12 +246,8 @@ def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_start
                 figures = scenario(install)
                 for figure, value in figures.items():
                     results.setdefault(name, {}).setdefault(figure, []).append(value)
-                shown = " ".join(f"{figure.removesuffix('_s')} {value:6.2f}s" for figure, value in figures.items()
-                                 if not figure.startswith(BREAKDOWN_PREFIX))
+                shown = " ".join(f"{figure.removesuffix('_s')} {value:6.2f}s" for figure, value in figures.items())
                 print(f"rep {rep + 1} {name:15s} {shown}", flush=True)
-                for figure, value in figures.items():
-                    if figure.startswith(BREAKDOWN_PREFIX):
-                        print(f"      {value:6.2f}s {figure}", flush=True)
         prober = prober_accuracy(install, args.reps) if "prober" in args.only else None
         throughput = None
         if "backup" in args.only:
@@ -297,9 +288,7 @@ def measure(args: argparse.Namespace, engine: engines.PrivateEngine, bench_start
         "fault_targets": {name: FAULT_TARGETS[name] for name in FAULT_TARGETS if name in med},
         "reps": args.reps, "measured": list(args.only),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip(),
-                    "loadavg_1_5_15_before": [round(v, 2) for v in load_before],
-                    "loadavg_1_5_15_after": [round(v, 2) for v in os.getloadavg()]},
+                    "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()},
         "figures": figures, "downtime": summary, "ratios": ratios, "targets_met": targets,
         "backup_throughput": throughput, "postflight_audit_wall_s": audit, "prober_error_ms": prober,
         "bench_wall_s": round(time.monotonic() - bench_started),

@@ -19,8 +19,8 @@ from runbook import (alembic_scripts, backup, dbstate, delta_backup, gitrepo, pr
                      service_checks, startup, state)
 from runbook.compose import Compose, stop_containers
 from runbook.errors import Problem
-from runbook.shell import CommandError, error_line, progress
-from runbook.upgrade import BY_NAME, Upgrade
+from runbook.shell import CommandError, progress
+from runbook.upgrade import BY_NAME, Upgrade, error_line
 
 @dataclass(frozen=True)
 class Action:
@@ -259,19 +259,16 @@ class Rollback:
         current = self.current_profile()
         compose = Compose.of(current)
         deadline = self.upgrade.settings.start_deadline_s
-
-        def up(*services: str) -> None:
-            try:
-                compose.up(*services, timeout=deadline, wait=False)
-            except CommandError as error:
-                # A compose CLI killed by the interrupt can leave its own operation unfinished for a
-                # moment (seen once in CI); one retry is far cheaper than restoring the backup.
-                progress(f"starting the old version failed once "
-                         f"({self.upgrade.profile.redactor(error_line(error.stderr))[:200]}); retrying")
-                time.sleep(2)
-                compose.up(*services, timeout=deadline, wait=False)
-        startup.start(up, self.upgrade.client, current, self.upgrade.settings.base_url,
-                      startup.Rule(deadline_s=deadline))
+        try:
+            compose.up(timeout=deadline, wait=False)
+        except CommandError as error:
+            # A compose CLI killed by the interrupt can leave its own operation unfinished for a
+            # moment (seen once in CI); one retry is far cheaper than restoring the backup.
+            progress(f"starting the old version failed once "
+                     f"({self.upgrade.profile.redactor(error_line(error.stderr))[:200]}); retrying")
+            time.sleep(2)
+            compose.up(timeout=deadline, wait=False)
+        startup.watch(self.upgrade.client, current, self.upgrade.settings.base_url, startup.Rule(deadline_s=deadline))
 
     def stop_app(self) -> None:
         stop_containers(self.upgrade.client, self.upgrade.app_containers(self.current_profile()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -77,12 +76,3 @@ def kill_group(command: subprocess.Popen[str]) -> None:
 def progress(message: str) -> None:
     """A step worth seeing as it happens: pytest shows INFO live (``log_cli``), ``python -m sandbox`` too."""
     PROGRESS_LOG.info(message)
-
-
-def error_line(output: str) -> str:
-    """The line of a Python tool's output that names the error (not SQLAlchemy's trailing URL, nor a
-    warning of the Compose CLI around it, such as its note on orphan containers)."""
-    lines = [line.strip() for line in output.splitlines()
-             if line.strip() and not re.match(r'^time="[^"]*" level=(warning|info)', line.strip())]
-    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
-    return (named or lines or ["no output"])[-1]

@@ -9,7 +9,7 @@ The rule (:func:`judge`) is a pure function of the observations so far, so it is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import docker
@@ -22,10 +22,6 @@ from runbook.shell import progress
 
 BACKEND = "backend"
 GONE = ("exited", "dead", "missing")
-# What users reach (the prober's /health and page); the services behind them start once the backend
-# answers healthy: on two cores a Celery worker and beat booting beside the backend slow its start.
-USER_FACING = (BACKEND, "frontend")
-STARTED_LATER = ("worker", "celery-beat")
 
 
 @dataclass(frozen=True)
@@ -143,39 +139,15 @@ def ask_health(http: requests.Session, base_url: str, timeout: float,
     return Answer(response.status_code, str(body.get("status")), healthy)
 
 
-def start(up: Callable[..., None], client: docker.DockerClient, profile: Profile, base_url: str,
-          rule: Rule) -> Verdict:
-    """Start the installation with ``up(*services)`` (Compose's ``up`` without waiting) and judge it:
-    the user-facing services first, until the backend answers /health healthy, then all of it (the
-    worker and celery-beat start then), judged whole by :func:`judge` as a single ``up`` would be.
-    Each of the two waits is bounded by ``rule.deadline_s``."""
-    later = [service for service in STARTED_LATER if service in profile.services]
-    first = [service for service in USER_FACING if service in profile.services]
-    if later and BACKEND in first:
-        up(*first)
-        # The worker and beat are left out (stopped, or a release's leftovers, until the second ``up``);
-        # Docker's healthchecks are not awaited here (the frontend's first check can be an interval
-        # away): the backend's /health says the user-facing side is up, the whole judgement follows.
-        observed = [service for service in profile.services if service not in later]
-        up_first = watch(client, profile, base_url, rule, services=observed, healthchecked=frozenset())
-        progress(f"{', '.join(first)} up ({up_first.reason}); starting {', '.join(later)}")
-    up()
-    return watch(client, profile, base_url, rule)
-
-
-def watch(client: docker.DockerClient, profile: Profile, base_url: str, rule: Rule,
-          services: Sequence[str] | None = None, healthchecked: frozenset[str] | None = None) -> Verdict:
-    """Observe the started installation (``services``, default all) every ``rule.poll_s`` until
-    :func:`judge` decides; a failure is raised as a one-line :class:`Problem`. ``healthchecked``:
-    the services whose Docker healthcheck must say healthy (default: every one that has one)."""
-    observed = {service: profile.services[service] for service in (services or profile.services)}
-    if healthchecked is None:
-        healthchecked = frozenset(name for name, spec in observed.items() if spec.has_healthcheck)
+def watch(client: docker.DockerClient, profile: Profile, base_url: str, rule: Rule) -> Verdict:
+    """Observe the started installation every ``rule.poll_s`` until :func:`judge` decides; a failure
+    is raised as a one-line :class:`Problem`."""
+    healthchecked = frozenset(name for name, spec in profile.services.items() if spec.has_healthcheck)
     history: list[Observation] = []
     started = time.monotonic()
     with requests.Session() as http:
         while True:
-            found = {service: containers.state(client, spec.container) for service, spec in observed.items()}
+            found = {service: containers.state(client, spec.container) for service, spec in profile.services.items()}
             answer = ask_health(http, base_url, rule.request_timeout_s, profile.health_dependencies)
             history.append(Observation(time.monotonic() - started, found, healthchecked, answer))
             verdict = judge(history, rule)
@@ -185,6 +157,5 @@ def watch(client: docker.DockerClient, profile: Profile, base_url: str, rule: Ru
     if not verdict.healthy:
         raise Problem(f"{profile.version} did not start: {verdict.reason}; "
                       f"read `docker logs --tail 50 {profile.container(BACKEND)}`")
-    if services is None:
-        progress(f"{profile.version} {verdict.reason}")
+    progress(f"{profile.version} {verdict.reason}")
     return verdict

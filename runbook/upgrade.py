@@ -8,10 +8,10 @@ services a release dropped, verify the backup before changing anything, compare 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import docker
@@ -28,11 +28,20 @@ from runbook.lock import RunLock
 from runbook.envfile import parse_env
 from runbook.profile import Profile
 from runbook.run_record import RunRecord
-from runbook.shell import error_line, progress
+from runbook.shell import progress
 from runbook.targets import Target
 
 APP_SERVICES = ("frontend", "backend", "worker", "celery-beat")
 USER_FACING = ("frontend", "backend")
+
+
+def error_line(output: str) -> str:
+    """The line of a Python tool's output that names the error (not SQLAlchemy's trailing URL, nor a
+    warning of the Compose CLI around it, such as its note on orphan containers)."""
+    lines = [line.strip() for line in output.splitlines()
+             if line.strip() and not re.match(r'^time="[^"]*" level=(warning|info)', line.strip())]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    return (named or lines or ["no output"])[-1]
 
 
 @dataclass(frozen=True)
@@ -267,8 +276,8 @@ class Upgrade:
         """Start and judge the new version ourselves: a crash or a sustained run of bad /health answers
         fails it within seconds, where ``compose up --wait`` waits for Docker's unhealthy verdict."""
         self.journal.set("retired", self.retiring())
-        up = partial(Compose.of(self.new_profile).up, timeout=self.settings.start_deadline_s, wait=False)
-        startup.start(up, self.client, self.new_profile, self.settings.base_url,
+        Compose.of(self.new_profile).up(timeout=self.settings.start_deadline_s, wait=False)
+        startup.watch(self.client, self.new_profile, self.settings.base_url,
                       startup.Rule(deadline_s=self.settings.start_deadline_s))
 
     def stage_verify(self) -> None:

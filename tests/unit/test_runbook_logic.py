@@ -20,8 +20,7 @@ from runbook.lock import RunLock
 from runbook.profile import OPENWATCH_SERVICES, Service, service_problem
 from runbook.rollback import DatabaseFinding, choose_tier
 from runbook.timeline import render
-from runbook.shell import error_line
-from runbook.upgrade import STAGES
+from runbook.upgrade import STAGES, error_line
 
 
 @pytest.mark.parametrize(("older", "newer"), [
