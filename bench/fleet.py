@@ -1,6 +1,8 @@
 """Benchmark: the fleet layer on the simulated hosts of the fleet tests (tests/fleet/bed.py).
 
-    OPENWATCH_TEST_ENGINE=fleetu .venv/bin/python -m bench.fleet
+    OPENWATCH_TEST_ENGINE=fleetu [OPENWATCH_FLEET_ENGINES=hosx,hosy,hosz] .venv/bin/python -m bench.fleet
+
+(the hosts' engines are fleeta, fleetb, fleetc unless ``OPENWATCH_FLEET_ENGINES`` names others.)
 
 Measures, on three hosts upgraded v0.1.0 -> v0.2.0:
 - the wall time of one host's upgrade run locally on that host (the suite alone, no fleet layer);
@@ -33,10 +35,9 @@ from pathlib import Path
 from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import images, releases
-from tests.fleet.bed import ROOT, Bed
+from tests.fleet.bed import ROOT, Bed, host_engines
 from tests.fleet.runs import play
 
-HOST_ENGINES = ("fleeta", "fleetb", "fleetc")
 TARGET = "v0.2.0"
 
 
@@ -85,6 +86,10 @@ def task_walls(junit_dir: Path) -> dict[str, float]:
 
 
 def main() -> int:
+    try:
+        host_names = host_engines()
+    except ValueError as error:
+        raise SystemExit(f"bench.fleet: {error}") from None
     figures: dict[str, float] = {}
     tasks: dict[str, dict[str, float]] = {}
     failed_runs: dict[str, dict] = {}
@@ -93,13 +98,13 @@ def main() -> int:
     with engines.from_environment("fleetu").serving() as engine, tempfile.TemporaryDirectory(prefix="fleet-bench-") as home:
         images.ensure_all()
         releases.ensure_origin()
-        bed = Bed(Path(home), HOST_ENGINES, images_from=engine)
+        bed = Bed(Path(home), host_names, images_from=engine)
         try:
             bed.up()
             bed.install(releases.OLDEST.tag, prepare_for=TARGET)
             figures.update({f"bed_{key}": value for key, value in bed.timings.items()})
             local = []
-            for name in HOST_ENGINES:
+            for name in host_names:
                 local.append(local_run(bed, name))
             figures["local_run_s_mean"] = sum(local) / len(local)
             bed.reset()
@@ -118,7 +123,7 @@ def main() -> int:
             left = bed.tear_down()
             if left:
                 raise RuntimeError(f"the bed left: {left}")
-    hosts = len(HOST_ENGINES)
+    hosts = len(host_names)
     figures["ratio_f1_over_f3"] = figures["fleet_f1_warm_s"] / figures["fleet_f3_warm_s"]
     figures["per_host_overhead_warm_s"] = (figures["fleet_f1_warm_s"] - sum(local)) / hosts
     # The suite's own run on the host swings with the machine's load as much as the fleet layer costs;

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from runbook.shell import progress, run
 from sandbox import images
-from sandbox.engine import FENCED_RANGES, PrivateEngine, host_resolvers
+from sandbox.engine import FENCED_RANGES, NAME_PATTERN, PrivateEngine, host_resolvers
 
 ROOT = Path(__file__).resolve().parents[2]
 BED_RANGE = ipaddress.IPv4Network("10.216.0.0/16")
@@ -38,6 +38,24 @@ OPENSSH_CACHE = Path("/var/cache/openwatch-fleet")
 OPENSSH_PACKAGES = ("openssh-server", "openssh-sftp-server", "libwrap0")
 PRIVSEP_DIR = Path("/run/sshd")
 SSH_DEADLINE_S = 20.0
+HOST_ENGINES_VARIABLE = "OPENWATCH_FLEET_ENGINES"
+DEFAULT_HOST_ENGINES = ("fleeta", "fleetb", "fleetc")
+
+
+def host_engines(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The simulated hosts' engine names: ``OPENWATCH_FLEET_ENGINES`` (three, comma-separated), so a
+    second fleet bed runs beside another one (CI's), or the default three. ``ValueError``, one line, when bad."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(HOST_ENGINES_VARIABLE)
+    if value is None:
+        return DEFAULT_HOST_ENGINES
+    names = tuple(name.strip() for name in value.split(","))
+    if (len(names) != len(DEFAULT_HOST_ENGINES) or len(set(names)) != len(names)
+            or not all(NAME_PATTERN.match(name) for name in names)
+            or environ.get("OPENWATCH_TEST_ENGINE", "tests") in names):
+        raise ValueError(f"{HOST_ENGINES_VARIABLE}={value!r}: give three different engine names of 1-8 lower-case "
+                         "letters or digits, comma-separated, none the test engine's (e.g. hosx,hosy,hosz)")
+    return names
 
 
 def openssh_root() -> Path:

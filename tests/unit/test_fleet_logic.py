@@ -186,3 +186,16 @@ def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
     for network in networks:  # private ranges refused before anything is accepted
         refused = rules.index(f"-s {network} -d 10.0.0.0/8 -j REJECT")
         assert refused < rules.index(f"-s {network} -j ACCEPT")
+
+
+def test_bed_host_engines_come_from_the_environment_or_default() -> None:
+    from tests.fleet.bed import DEFAULT_HOST_ENGINES, host_engines
+
+    assert host_engines({}) == DEFAULT_HOST_ENGINES == ("fleeta", "fleetb", "fleetc")
+    assert host_engines({"OPENWATCH_FLEET_ENGINES": "hosx, hosy,hosz"}) == ("hosx", "hosy", "hosz")
+    for bad in ("hosx,hosy", "hosx,hosx,hosy", "hosx,hosy,Hosz", "hosx,hosy,", "hosx,hosy,toolongname"):
+        with pytest.raises(ValueError, match="OPENWATCH_FLEET_ENGINES=.*give three different engine names") as error:
+            host_engines({"OPENWATCH_FLEET_ENGINES": bad})
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="none the test engine's"):
+        host_engines({"OPENWATCH_FLEET_ENGINES": "hosx,hosy,hosz", "OPENWATCH_TEST_ENGINE": "hosy"})
