@@ -18,7 +18,8 @@ from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import releases
 from sandbox.installation import parse_env
-from tests.fleet.bed import Bed, SimulatedHost, host_engines, openssh_root
+from tests.fleet.bed import Bed, host_engines
+from tests.fleet.host import SimulatedHost, openssh_root
 from tests.fleet.runs import FleetRun, play
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]

@@ -169,10 +169,11 @@ def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
     """The simulated hosts' veth /30s are inside 10.216/16, never an engine's network or the host's."""
 
     from sandbox.engine import PrivateEngine
-    from tests.fleet.bed import BED_RANGE, SimulatedHost, firewall_rules
+    from tests.fleet.bed import BED_RANGE, Bed
+    from tests.fleet.host import SimulatedHost
+    from tests.fleet.firewall import firewall_rules
 
-    hosts = [SimulatedHost(name, index, Path("/nonexistent") / name) for index, name in
-             enumerate(("fleeta", "fleetb", "fleetc", "fleetd"), start=1)]
+    hosts = [SimulatedHost(name, Path("/nonexistent") / name) for name in ("fleeta", "fleetb", "fleetc", "fleetd")]
     networks = [host.network for host in hosts]
     assert all(network.subnet_of(BED_RANGE) for network in networks)
     assert len(set(networks)) == len(networks)
@@ -186,6 +187,12 @@ def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
     for network in networks:  # private ranges refused before anything is accepted
         refused = rules.index(f"-s {network} -d 10.0.0.0/8 -j REJECT")
         assert refused < rules.index(f"-s {network} -j ACCEPT")
+    # Two beds side by side (CI's default hosts, a helper's): neither shares an address or a chain.
+    other = Bed(Path("/nonexistent"), ("hosx", "hosy", "hosz"), images_from=PrivateEngine("fleetv"))
+    assert not {host.network for host in other.hosts} & set(networks)
+    assert other.firewall.chain == "OPENWATCH-FLEET-HOSX" and len(other.firewall.chain) <= 28
+    assert Bed(Path("/nonexistent"), ("fleeta", "fleetb", "fleetc"), images_from=PrivateEngine("fleetv")).firewall.chain \
+        != other.firewall.chain
 
 
 def test_bed_host_engines_come_from_the_environment_or_default() -> None:
@@ -193,8 +200,9 @@ def test_bed_host_engines_come_from_the_environment_or_default() -> None:
 
     assert host_engines({}) == DEFAULT_HOST_ENGINES == ("fleeta", "fleetb", "fleetc")
     assert host_engines({"OPENWATCH_FLEET_ENGINES": "hosx, hosy,hosz"}) == ("hosx", "hosy", "hosz")
-    for bad in ("hosx,hosy", "hosx,hosx,hosy", "hosx,hosy,Hosz", "hosx,hosy,", "hosx,hosy,toolongname"):
-        with pytest.raises(ValueError, match="OPENWATCH_FLEET_ENGINES=.*give three different engine names") as error:
+    # aa and ax share a slot (crc32 % 32), so their hosts would share a /30.
+    for bad in ("hosx,hosy", "hosx,hosx,hosy", "hosx,hosy,Hosz", "hosx,hosy,", "hosx,hosy,toolongname", "aa,ax,hosz"):
+        with pytest.raises(ValueError, match="OPENWATCH_FLEET_ENGINES=.*give three engine names") as error:
             host_engines({"OPENWATCH_FLEET_ENGINES": bad})
         assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="none the test engine's"):
