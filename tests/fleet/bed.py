@@ -138,13 +138,14 @@ class Bed:
     def probe(self) -> dict[str, dict]:
         return {host.name: self.hostctl(host, "probe", str(host.install_dir)) for host in self.hosts}
 
-    def reset(self) -> dict[str, dict]:
-        """Every host back at the oldest release with its baseline data (in parallel)."""
+    def reset(self, names: tuple[str, ...] | None = None) -> dict[str, dict]:
+        """Every host (or those named) back at the oldest release with its baseline data (in parallel)."""
+        chosen = [host for host in self.hosts if names is None or host.name in names]
         procs = {host.name: subprocess.Popen(
             host.inside([sys.executable, "-m", "tests.fleet.hostctl", "reset", str(host.install_dir),
                          str(host.home / "baseline.dump")]),
             cwd=ROOT, env=host.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for host in self.hosts}
+            for host in chosen}
         found = {}
         for name, proc in procs.items():
             out, err = proc.communicate(timeout=900)

@@ -140,11 +140,12 @@ def test_host_run_bundle_unpacks_into_the_host_folder(tmp_path: Path) -> None:
     reports, journal = tmp_path / "host" / "reports", tmp_path / "host" / "journal.json"
     bundle(reports, outcome="UPGRADED", stamp="20260101T000000")
     journal.write_text(json.dumps({"outcome": "UPGRADED"}))
-    host_run.pack(tmp_path / "bundle.tar.gz", reports, journal)
+    host_run.pack(tmp_path / "bundle.tar.gz", reports, journal, {"exit_status": 0, "suite_s": 21.5})
     found = results.record(tmp_path / "run", "a", phase="upgrade", invocation="i1", exit_status=0,
                            bundle_tarball=tmp_path / "bundle.tar.gz")
     assert found["status"] == "upgraded" and found["report"] == "a/CHG-1_upgrade_20260101T000000.html"
     assert json.loads((tmp_path / "run" / "a" / "journal.json").read_text()) == {"outcome": "UPGRADED"}
+    assert json.loads((tmp_path / "run" / "a" / "host_run.json").read_text())["suite_s"] == 21.5
 
 
 def test_package_archive_holds_the_suites_and_no_ignored_file(tmp_path: Path) -> None:
