@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     pack = sub.add_parser("package", help="the suite's source archive and its wheelhouse, built once")
     pack.add_argument("--out", type=Path, required=True)
-    for name in ("record", "budget", "suite-start", "suite-exited", "rollback-plan", "summary"):
+    for name in ("record", "budget", "rollback-plan", "summary"):
         command = sub.add_parser(name)
         command.add_argument("--run-dir", type=Path, required=True)
     commands = sub.choices
@@ -26,17 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     commands["record"].add_argument("--unreached", help="why the host could not be reached")
     commands["record"].add_argument("--stage", help="with --unreached: the stage the host was lost in, after it started")
     commands["record"].add_argument("--bundle", type=Path, help="the host's fetched bundle tarball, unpacked into its folder")
-    for name in ("budget", "suite-start", "rollback-plan", "summary"):
+    for name in ("budget", "rollback-plan", "summary"):
         commands[name].add_argument("--hosts", required=True, help="comma-separated, in inventory order")
-    for name in ("budget", "suite-start", "suite-exited", "rollback-plan", "summary"):
+    for name in ("budget", "rollback-plan", "summary"):
         commands[name].add_argument("--invocation", required=True)
-    for name in ("budget", "suite-start"):
-        commands[name].add_argument("--max-failed", type=int, required=True)
-        commands[name].add_argument("--canary", type=int, required=True, help="hosts in the first wave")
-    for name in ("suite-start", "suite-exited"):
-        commands[name].add_argument("--host", required=True)
-    commands["suite-exited"].add_argument("--exit-status", type=int, help="none: the suite did not run")
-    commands["suite-exited"].add_argument("--unreached", help="why the host was lost while its suite ran")
+    commands["budget"].add_argument("--max-failed", type=int, required=True)
+    commands["budget"].add_argument("--canary", type=int, required=True, help="hosts in the first wave")
     commands["budget"].add_argument("--batch", required=True,
                                     help="comma-separated hosts of the batch about to start (empty after the last)")
     commands["summary"].add_argument("--phase", choices=("upgrade", "audit"), required=True)
@@ -62,14 +57,6 @@ def main(argv: list[str] | None = None) -> int:
             results.mark_started(args.run_dir, [host for host in batch if host not in done], phase="upgrade",
                                  invocation=args.invocation)
         found = {"stop": stop is not None, "reason": stop.reason if stop else None, "done": done}
-    elif args.command == "suite-start":  # fleet/action_plugins/fleet_suite.py, just before a host's suite
-        stop = results.suite_start(args.run_dir, args.host, hosts, args.invocation, max_failed=args.max_failed,
-                                   canary=args.canary)
-        found = {"start": stop is None, "reason": stop.reason if stop else None}
-    elif args.command == "suite-exited":
-        recorded = results.suite_exited(args.run_dir, args.host, args.invocation, exit_status=args.exit_status,
-                                        unreached=args.unreached)
-        found = {"status": recorded["status"] if recorded else None}
     elif args.command == "rollback-plan":
         found = {"hosts": results.rollback_order(args.run_dir, hosts, args.invocation)}
     else:

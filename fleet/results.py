@@ -229,7 +229,7 @@ def suite_exited(run_dir: Path, host: str, invocation: str, *, exit_status: int 
             (exit_status == 0 and not unreached):
         return found
     if unreached:
-        reason = f"lost during upgrade suite running: {unreached}"
+        reason = f"lost during upgrade suite running: {Redactor()(unreached)}"
     elif exit_status is None:
         reason = "the suite's run did not end normally (see the playbook's log)"
     else:

@@ -9,21 +9,22 @@ forks went on starting hosts after the budget was exceeded. An action plugin run
 in the fork about to start this host's suite, and records its failure before that fork is free for
 the next host.
 
-``budget``: ``root`` (the project folder, where ``python -m fleet`` runs), ``run_dir``, ``invocation``,
-``hosts`` (comma-separated), ``max_failed``, ``canary``. Result: the command's, or, for a host the
-budget does not let start, ``fleet_not_started`` with the reason (nothing ran on the host).
+``budget``: ``root`` (the project folder: ``fleet.results`` is imported from there, in this process,
+not run as ``python -m fleet``: an interpreter start per host and step is what the fleet layer's
+overhead is made of), ``run_dir``, ``invocation``, ``hosts`` (comma-separated), ``max_failed``,
+``canary``. Result: the command's, or, for a host the budget does not let start,
+``fleet_not_started`` with the reason (nothing ran on the host).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-import subprocess
 import sys
+from pathlib import Path
 
-from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
-
-CONTROL_TIMEOUT_S = 120
 
 
 class ActionModule(ActionBase):
@@ -35,32 +36,31 @@ class ActionModule(ActionBase):
         budget = args.pop("budget", None)
         host = (task_vars or {})["inventory_hostname"]
         if budget:
-            decision = self._control("suite-start", budget, host, "--hosts", str(budget["hosts"]),
-                                     "--max-failed", str(budget["max_failed"]), "--canary", str(budget["canary"]))
-            if not decision["start"]:
-                result.update(changed=False, fleet_not_started=decision["reason"], msg=decision["reason"])
+            results = _fleet_results(str(budget["root"]))
+            run_dir, invocation = Path(str(budget["run_dir"])), str(budget["invocation"])
+            stop = results.suite_start(run_dir, host, [name for name in str(budget["hosts"]).split(",") if name],
+                                       invocation, max_failed=int(budget["max_failed"]), canary=int(budget["canary"]))
+            if stop is not None:
+                result.update(changed=False, fleet_not_started=stop.reason, msg=f"not started: {stop.reason}")
                 return result
         try:
             ran = self._execute_module(module_name="ansible.builtin.command", module_args=args, task_vars=task_vars)
         except AnsibleConnectionFailure as error:
             if budget:
-                self._control("suite-exited", budget, host, "--unreached", str(error).splitlines()[0][:300])
+                results.suite_exited(run_dir, host, invocation, exit_status=None,
+                                     unreached=str(error).splitlines()[0][:300])
             raise
         if budget:
-            exit_status = _exit_status(ran)
-            self._control("suite-exited", budget, host, *(["--exit-status", str(exit_status)] if exit_status is not None else []))
+            results.suite_exited(run_dir, host, invocation, exit_status=_exit_status(ran))
         result.update(ran)
         return result
 
-    @staticmethod
-    def _control(command: str, budget: dict, host: str, *more: str) -> dict:
-        argv = [sys.executable, "-m", "fleet", command, "--run-dir", str(budget["run_dir"]), "--host", host,
-                "--invocation", str(budget["invocation"]), *more]
-        proc = subprocess.run(argv, cwd=str(budget["root"]), capture_output=True, text=True,
-                              timeout=CONTROL_TIMEOUT_S, check=False)
-        if proc.returncode != 0:
-            raise AnsibleError(f"python -m fleet {command} for {host} failed: {proc.stderr.strip()[-500:]}")
-        return json.loads(proc.stdout)
+
+def _fleet_results(root: str):
+    """``fleet.results`` of the project the playbook belongs to."""
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("fleet.results")
 
 
 def _exit_status(ran: dict) -> int | None:
