@@ -183,6 +183,23 @@ def test_budget_exceeded_rolls_back_all_in_reverse(fresh: Bed) -> None:
         assert_untouched(fresh, host, now)
 
 
+def test_budget_exceeded_inside_a_wave_starts_no_further_host(fresh: Bed) -> None:
+    # One wave of three at -f 1: its hosts start one after another, inside the wave. Host A fails
+    # (budget 0): host B and host C, not started yet, are not started, and say why.
+    result = upgrade(fresh, waves=["100%"], max_failed=0, forks=1, host_vars={HOST_A: FAULT})
+    assert result.returncode != 0
+    assert result.status() == {HOST_A: "failed", HOST_B: "not-started", HOST_C: "not-started"}
+    rows = {row["host"]: row for row in result.summary["hosts"]}
+    assert rows[HOST_A]["outcome"].startswith("ROLLED BACK")
+    for host in (HOST_B, HOST_C):
+        assert rows[host]["reason"].startswith(f"not started: failure budget exceeded: 1 hosts failed ({HOST_A})"), rows[host]
+        assert result.journal(host) is None
+    assert "failure budget exceeded" in result.summary["stopped"]["reason"]
+    now = fresh.probe()
+    for host in HOST_ENGINES:
+        assert_untouched(fresh, host, now)
+
+
 def test_fleet_audit_one_worker_stopped(fresh: Bed) -> None:
     host_b = fresh.host(HOST_B)
     subprocess.run(["docker", "--host", host_b.engine.host, "stop", "openwatch-worker"], check=True,
