@@ -289,3 +289,22 @@ def test_fleet_suite_action_checks_the_budget_as_each_host_starts(tmp_path: Path
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert {host: results.read_result(tmp_path, host)["status"] for host in hosts} == expected, proc.stdout[-3000:]
     assert (tmp_path / results.STOP_FILE).exists() == ("not-started" in expected.values())
+
+
+def test_fleet_suite_action_without_a_budget_is_the_command(tmp_path: Path) -> None:
+    """The audit and the roll-back-all run their suites through the same step, with no budget."""
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    if not ansible.exists():
+        pytest.skip("ansible-core is not installed in this venv (make venv installs fleet/requirements.txt)")
+    (tmp_path / "play.yml").write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Run the suite", "register": "ran", "fleet_suite": {"argv": ["echo", '{"exit_status": 3}'],
+                                                                   "chdir": str(tmp_path)}},
+        {"ansible.builtin.copy": {"content": "{{ ran.stdout }}", "dest": str(tmp_path / "out.json")}}]}]))
+    proc = subprocess.run([str(ansible), "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+                           str(tmp_path / "play.yml")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ANSIBLE_ACTION_PLUGINS": str(ROOT / "fleet" / "action_plugins"),
+                               "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert json.loads((tmp_path / "out.json").read_text()) == {"exit_status": 3}
+    assert not list(tmp_path.glob("*/result.json"))
