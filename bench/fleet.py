@@ -111,8 +111,9 @@ def side_by_side(bed: Bed, name: str, logs: Path, failed_runs: dict[str, dict], 
         local = local_run(bed, name, bed.home / "local-reports" / name)
         bed.reset((name,))
     load = os.getloadavg()[0]
+    # The limit keeps localhost: the playbook's control-node plays (prepare, summary) run there.
     fleet_run, walls = timed_play(bed, logs, failed_runs, f"upgrade-{name}-alone", "upgrade.yml", forks=1,
-                                  limit=name, **UPGRADE)
+                                  limit=f"{name},localhost", **UPGRADE)
     host_dir = fleet_run.run_dir / name
     on_host = json.loads((host_dir / "host_run.json").read_text()) if (host_dir / "host_run.json").exists() else {}
     bed.reset((name,))
