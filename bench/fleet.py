@@ -16,7 +16,8 @@ Measures, on three hosts upgraded v0.1.0 -> v0.2.0:
 - the per-host overhead of the fleet layer: (fleet wall at -f 1 - the same moment's local runs) /
   hosts, and per pair (a one-host fleet run, so the run's fixed steps land on one host);
 - where a fleet run's time goes: each task's wall time (Ansible's junit callback), per task name.
-Writes JSON to bench/results/ after every phase (``complete`` false until the end) and prints it;
+Writes JSON after every phase (``complete`` false until the end) to the log folder, at the end to
+bench/results/, and prints it;
 the playbook logs and the callback's JUnit files stay in reports/fleet-bench/<time>/. Never run by
 the tests (speed is not asserted).
 """
@@ -154,7 +155,9 @@ def main() -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     logs = ROOT / "reports" / "fleet-bench" / stamp
     logs.mkdir(parents=True)
-    path = ROOT / "bench" / "results" / f"fleet_{stamp}.json"
+    # Written in the (git-ignored) log folder until the end: a file new in the project changes the suite's
+    # archive, so every host would reinstall the suite in the next fleet run (the 10:00 bench's did).
+    path = logs / "fleet.partial.json"
 
     def write(complete: bool) -> dict:
         output = {"bench": "fleet", "complete": complete, "hosts": hosts, "host_engines": list(host_names),
@@ -210,6 +213,7 @@ def main() -> int:
             left = bed.tear_down()
             if left:
                 raise RuntimeError(f"the bed left: {left}")
+    path = ROOT / "bench" / "results" / f"fleet_{stamp}.json"
     print(json.dumps(write(True), indent=2))
     return 0
 
