@@ -13,8 +13,10 @@ from fleet import package, results, summary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    pack = sub.add_parser("package", help="the suite's source archive and its wheelhouse, built once")
-    pack.add_argument("--out", type=Path, required=True)
+    prepare = sub.add_parser("prepare", help="the run folder with no stop recorded, and the suite's source archive "
+                             "and its wheelhouse, built once per content")
+    prepare.add_argument("--run-dir", type=Path, required=True)
+    prepare.add_argument("--out", type=Path, required=True)
     for name in ("record", "budget", "rollback-plan", "summary"):
         command = sub.add_parser(name)
         command.add_argument("--run-dir", type=Path, required=True)
@@ -39,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hosts = [host for host in getattr(args, "hosts", "").split(",") if host]
 
-    if args.command == "package":
+    if args.command == "prepare":
+        args.run_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        (args.run_dir / results.STOP_FILE).unlink(missing_ok=True)  # a new attempt: a resume may start hosts again
         found = {"archive": str(package.build_archive(args.out)), "wheelhouse": str(package.build_wheelhouse(args.out))}
     elif args.command == "record":
         found = results.record(args.run_dir, args.host, phase=args.phase, invocation=args.invocation,

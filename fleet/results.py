@@ -200,6 +200,46 @@ def budget_stop(run_dir: Path, hosts: list[str], invocation: str, *, max_failed:
     return None
 
 
+def suite_start(run_dir: Path, host: str, hosts: list[str], invocation: str, *, max_failed: int,
+                canary: int) -> Stop | None:
+    """Just before ``host``'s upgrade suite starts: the fleet-wide budget again, as it stands now. A
+    batch larger than the forks starts its hosts as forks free up, after failures of its own earlier
+    hosts: one the budget no longer allows is recorded NOT_STARTED with the reason (a resume tries it
+    again), and the stop is written for the rest of the run."""
+    stop = budget_stop(run_dir, hosts, invocation, max_failed=max_failed, canary=canary)
+    if stop is None:
+        return None
+    if not (run_dir / STOP_FILE).exists():
+        write_json(run_dir / STOP_FILE, stop.to_json())
+    previous = read_result(run_dir, host) or {}
+    reason = f"not started: {stop.reason}"
+    write_json(run_dir / host / RESULT_FILE, {
+        "host": host, "phase": "upgrade", "invocation": invocation, "status": NOT_STARTED, "reason": reason,
+        "recorded": time.time(), "attempts": [*previous.get("attempts", []), {
+            "invocation": invocation, "phase": "upgrade", "status": NOT_STARTED, "reason": reason}]})
+    return stop
+
+
+def suite_exited(run_dir: Path, host: str, invocation: str, *, exit_status: int | None,
+                 unreached: str | None = None) -> dict | None:
+    """A failed suite counts against the budget as soon as it ends, before its bundle is fetched and
+    recorded (the batch's other hosts may be about to start); ``exit_status`` None: it did not run."""
+    found = read_result(run_dir, host)
+    if found is None or found["invocation"] != invocation or found["status"] != IN_PROGRESS or \
+            (exit_status == 0 and not unreached):
+        return found
+    if unreached:
+        reason = f"lost during upgrade suite running: {Redactor()(unreached)}"
+    elif exit_status is None:
+        reason = "the suite's run did not end normally (see the playbook's log)"
+    else:
+        reason = f"the suite ended with exit status {exit_status}; its bundle is not recorded yet"
+    found.update(status=UNREACHED if unreached else FAILED, reason=reason, exit_status=exit_status,
+                 recorded=time.time())
+    write_json(run_dir / host / RESULT_FILE, found)
+    return found
+
+
 def rollback_order(run_dir: Path, hosts: list[str], invocation: str) -> list[dict]:
     """Hosts this attempt upgraded, last upgraded first, with the ref each came from."""
     upgraded = [found for found in results(run_dir, hosts).values()

@@ -13,13 +13,20 @@ from runbook.shell import PROGRESS_LOG, progress
 from sandbox import engine as engines
 from sandbox import images, installation, releases
 from tests import local_postgres
+from tests.fleet.bed import host_engines
 
 PROGRESS_FILE_ENV = "OPENWATCH_PROGRESS_FILE"
 
 
+@pytest.hookimpl(trylast=True)  # after the plugins' own configure: their unconfigure then finds their state
 def pytest_configure(config: pytest.Config) -> None:
     """Under ``pytest -n`` the workers' live log is not shown: with ``OPENWATCH_PROGRESS_FILE`` set, each
-    process appends its progress lines (and each test's start) there, for CI to follow with ``tail -F``."""
+    process appends its progress lines (and each test's start) there, for CI to follow with ``tail -F``.
+    A bad ``OPENWATCH_FLEET_ENGINES`` is refused in one line before anything runs."""
+    try:
+        host_engines()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     target = os.environ.get(PROGRESS_FILE_ENV)
     if not target:
         return

@@ -18,12 +18,15 @@ from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import releases
 from sandbox.installation import parse_env
-from tests.fleet.bed import Bed, SimulatedHost, openssh_root
+from tests.fleet.bed import Bed, host_engines
+from tests.fleet.host import SimulatedHost, openssh_root
 from tests.fleet.runs import FleetRun, play
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
-HOST_ENGINES = ("fleeta", "fleetb", "fleetc")
+# OPENWATCH_FLEET_ENGINES names them (tests/conftest.py refuses a bad value); fleeta, fleetb, fleetc by default.
+HOST_ENGINES = host_engines()
+HOST_A, HOST_B, HOST_C = HOST_ENGINES
 TARGET = "v0.2.0"
 FAULT = {"fleet_target": "v0.2.0-fault-migration"}
 OLD_HEAD = releases.BY_TAG[releases.OLDEST.tag].head
@@ -93,8 +96,8 @@ def test_waves_canary_alone_first(fresh: Bed) -> None:
     journals = {host: result.journal(host) for host in HOST_ENGINES}
     assert all(journal["outcome"] == "UPGRADED" for journal in journals.values())
     # Canary alone, then the second wave alone, then the rest.
-    assert journals["fleeta"]["finished_epoch"] < journals["fleetb"]["started_epoch"]
-    assert journals["fleetb"]["finished_epoch"] < journals["fleetc"]["started_epoch"]
+    assert journals[HOST_A]["finished_epoch"] < journals[HOST_B]["started_epoch"]
+    assert journals[HOST_B]["finished_epoch"] < journals[HOST_C]["started_epoch"]
     summary = result.summary
     assert summary["verdict"] == "PASSED" and summary["stopped"] is None
     assert all((result.run_dir / row["report"]).is_file() for row in summary["hosts"])
@@ -114,110 +117,127 @@ def _secrets(install_dir: Path) -> dict[str, str]:
 
 
 def test_canary_fault_stops_the_run(fresh: Bed) -> None:
-    result = upgrade(fresh, waves=[1, "100%"], host_vars={"fleeta": FAULT})
+    result = upgrade(fresh, waves=[1, "100%"], host_vars={HOST_A: FAULT})
     assert result.returncode != 0
-    assert result.status() == {"fleeta": "failed", "fleetb": "not-started", "fleetc": "not-started"}
-    assert "canary fleeta failed" in result.summary["stopped"]["reason"]
-    assert result.journal("fleeta")["outcome"].startswith("ROLLED BACK")
-    assert result.journal("fleetb") is None and result.journal("fleetc") is None
+    assert result.status() == {HOST_A: "failed", HOST_B: "not-started", HOST_C: "not-started"}
+    assert f"canary {HOST_A} failed" in result.summary["stopped"]["reason"]
+    assert result.journal(HOST_A)["outcome"].startswith("ROLLED BACK")
+    assert result.journal(HOST_B) is None and result.journal(HOST_C) is None
     now = fresh.probe()
     for host in HOST_ENGINES:
         assert_untouched(fresh, host, now)
 
 
 def test_unreachable_host_then_resume_upgrades_only_it(fresh: Bed) -> None:
-    host_c = fresh.host("fleetc")
+    host_c = fresh.host(HOST_C)
     host_c.stop_sshd()
     try:
         first = upgrade(fresh, waves=["100%"], max_failed=1)
     finally:
         host_c.start_sshd(openssh_root())
     assert first.returncode != 0
-    assert first.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
-    reason = next(row["reason"] for row in first.summary["hosts"] if row["host"] == "fleetc")
+    assert first.status() == {HOST_A: "upgraded", HOST_B: "upgraded", HOST_C: "failed-unreached"}
+    reason = next(row["reason"] for row in first.summary["hosts"] if row["host"] == HOST_C)
     assert "Connection refused" in reason or "connect" in reason, reason
-    earlier = {host: first.journal(host)["run_id"] for host in ("fleeta", "fleetb")}
-    assert_untouched(fresh, "fleetc", fresh.probe())
+    earlier = {host: first.journal(host)["run_id"] for host in (HOST_A, HOST_B)}
+    assert_untouched(fresh, HOST_C, fresh.probe())
 
     second = upgrade(fresh, waves=["100%"], max_failed=1, run_id=first.run_dir.name)
     assert second.returncode == 0, second.output[-3000:]
     assert second.status() == dict.fromkeys(HOST_ENGINES, "upgraded")
-    assert {host: second.journal(host)["run_id"] for host in ("fleeta", "fleetb")} == earlier  # left alone
-    assert second.journal("fleetc")["outcome"] == "UPGRADED"
+    assert {host: second.journal(host)["run_id"] for host in (HOST_A, HOST_B)} == earlier  # left alone
+    assert second.journal(HOST_C)["outcome"] == "UPGRADED"
     now = fresh.probe()
     for host in HOST_ENGINES:
         assert_upgraded(fresh, host, now)
 
 
 def test_wave_two_failure_within_budget(fresh: Bed) -> None:
-    # Wave 2 is fleetb and fleetc side by side: fleetb's failure stops neither fleetc nor the run.
-    result = upgrade(fresh, waves=[1, "100%"], max_failed=1, host_vars={"fleetb": FAULT})
+    # Wave 2 is host B and host C side by side: host B's failure stops neither host C nor the run.
+    result = upgrade(fresh, waves=[1, "100%"], max_failed=1, host_vars={HOST_B: FAULT})
     assert result.returncode != 0
-    assert result.status() == {"fleeta": "upgraded", "fleetb": "failed", "fleetc": "upgraded"}
-    row = next(row for row in result.summary["hosts"] if row["host"] == "fleetb")
+    assert result.status() == {HOST_A: "upgraded", HOST_B: "failed", HOST_C: "upgraded"}
+    row = next(row for row in result.summary["hosts"] if row["host"] == HOST_B)
     assert row["rollback_tier"] and row["outcome"].startswith("ROLLED BACK")
-    assert result.summary["stopped"] is None and result.summary["failed_hosts"] == ["fleetb"]
+    assert result.summary["stopped"] is None and result.summary["failed_hosts"] == [HOST_B]
     now = fresh.probe()
-    assert_upgraded(fresh, "fleeta", now)
-    assert_untouched(fresh, "fleetb", now)
-    assert_upgraded(fresh, "fleetc", now)
+    assert_upgraded(fresh, HOST_A, now)
+    assert_untouched(fresh, HOST_B, now)
+    assert_upgraded(fresh, HOST_C, now)
 
 
 def test_budget_exceeded_rolls_back_all_in_reverse(fresh: Bed) -> None:
-    # Canary wave of two (fleeta, fleetb side by side), then fleetc fails: 1 failure > budget 0.
-    result = upgrade(fresh, waves=[2, 1], max_failed=0, rollback_policy="all", host_vars={"fleetc": FAULT})
+    # Canary wave of two (host A, host B side by side), then host C fails: 1 failure > budget 0.
+    result = upgrade(fresh, waves=[2, 1], max_failed=0, rollback_policy="all", host_vars={HOST_C: FAULT})
     assert result.returncode != 0
-    assert result.status() == {"fleeta": "rolled-back-by-fleet", "fleetb": "rolled-back-by-fleet", "fleetc": "failed"}
+    assert result.status() == {HOST_A: "rolled-back-by-fleet", HOST_B: "rolled-back-by-fleet", HOST_C: "failed"}
     assert "failure budget exceeded" in result.summary["stopped"]["reason"]
     rows = {row["host"]: row for row in result.summary["hosts"]}
-    last_upgraded, first_upgraded = sorted(("fleeta", "fleetb"), key=lambda host: rows[host]["upgrade"]["recorded"],
+    last_upgraded, first_upgraded = sorted((HOST_A, HOST_B), key=lambda host: rows[host]["upgrade"]["recorded"],
                                            reverse=True)
     # Rolled back one at a time, the one upgraded last first (each recorded once its --rollback-to ran).
     assert rows[last_upgraded]["recorded"] < rows[first_upgraded]["recorded"]
-    assert all(result.journal(host)["outcome"].startswith("ROLLED BACK") for host in ("fleeta", "fleetb"))
+    assert all(result.journal(host)["outcome"].startswith("ROLLED BACK") for host in (HOST_A, HOST_B))
+    now = fresh.probe()
+    for host in HOST_ENGINES:
+        assert_untouched(fresh, host, now)
+
+
+def test_budget_exceeded_inside_a_wave_starts_no_further_host(fresh: Bed) -> None:
+    # One wave of three at -f 1: its hosts start one after another, inside the wave. Host A fails
+    # (budget 0): host B and host C, not started yet, are not started, and say why.
+    result = upgrade(fresh, waves=["100%"], max_failed=0, forks=1, host_vars={HOST_A: FAULT})
+    assert result.returncode != 0
+    assert result.status() == {HOST_A: "failed", HOST_B: "not-started", HOST_C: "not-started"}
+    rows = {row["host"]: row for row in result.summary["hosts"]}
+    assert rows[HOST_A]["outcome"].startswith("ROLLED BACK")
+    for host in (HOST_B, HOST_C):
+        assert rows[host]["reason"].startswith(f"not started: failure budget exceeded: 1 hosts failed ({HOST_A})"), rows[host]
+        assert result.journal(host) is None
+    assert "failure budget exceeded" in result.summary["stopped"]["reason"]
     now = fresh.probe()
     for host in HOST_ENGINES:
         assert_untouched(fresh, host, now)
 
 
 def test_fleet_audit_one_worker_stopped(fresh: Bed) -> None:
-    host_b = fresh.host("fleetb")
+    host_b = fresh.host(HOST_B)
     subprocess.run(["docker", "--host", host_b.engine.host, "stop", "openwatch-worker"], check=True,
                    capture_output=True, timeout=60)
     result = play(fresh, "audit.yml")
     progress(f"fleet audit: rc {result.returncode} in {result.seconds:.1f}s: {result.status()}")
     assert result.returncode != 0
-    assert result.status() == {"fleeta": "healthy", "fleetb": "unhealthy", "fleetc": "healthy"}
+    assert result.status() == {HOST_A: "healthy", HOST_B: "unhealthy", HOST_C: "healthy"}
     now = fresh.probe()
-    for host in ("fleeta", "fleetc"):
+    for host in (HOST_A, HOST_C):
         assert_untouched(fresh, host, now)
-    assert now["fleetb"]["contents"] == fresh.baseline["fleetb"]["contents"]
+    assert now[HOST_B]["contents"] == fresh.baseline[HOST_B]["contents"]
 
 
 def test_wave_pause_and_a_changed_host_key(fresh: Bed) -> None:
-    # fleetc's sshd comes back with a new host key: Ansible must refuse it (known_hosts has the old
-    # one), count fleetc failed-unreached with that reason, and not try it again. Wave 2 (fleetb,
-    # fleetc) starts only after the pause, which the journals' timestamps show.
-    host_c = fresh.host("fleetc")
+    # Host C's sshd comes back with a new host key: Ansible must refuse it (known_hosts has the old
+    # one), count host C failed-unreached with that reason, and not try it again. Wave 2 (host B,
+    # host C) starts only after the pause, which the journals' timestamps show.
+    host_c = fresh.host(HOST_C)
     host_c.change_host_key(openssh_root())
     try:
         result = upgrade(fresh, waves=[1, "100%"], max_failed=1, wave_pause=f"{WAVE_PAUSE_S}s")
     finally:
         host_c.restore_host_key(openssh_root())
     assert result.returncode != 0
-    assert result.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
-    row = next(row for row in result.summary["hosts"] if row["host"] == "fleetc")
+    assert result.status() == {HOST_A: "upgraded", HOST_B: "upgraded", HOST_C: "failed-unreached"}
+    row = next(row for row in result.summary["hosts"] if row["host"] == HOST_C)
     assert "Host key verification failed" in row["reason"] or "HOST IDENTIFICATION HAS CHANGED" in row["reason"], row
     assert [attempt["status"] for attempt in row["attempts"]] == ["failed-unreached"]
-    assert result.output.count("fatal: [fleetc]: UNREACHABLE!") == 1, result.output[-3000:]  # never retried
-    assert result.journal("fleetc") is None
-    gap = result.journal("fleetb")["started_epoch"] - result.journal("fleeta")["finished_epoch"]
+    assert result.output.count(f"fatal: [{HOST_C}]: UNREACHABLE!") == 1, result.output[-3000:]  # never retried
+    assert result.journal(HOST_C) is None
+    gap = result.journal(HOST_B)["started_epoch"] - result.journal(HOST_A)["finished_epoch"]
     assert gap >= WAVE_PAUSE_S, f"wave 2 started {gap:.1f}s after the canary finished, pause {WAVE_PAUSE_S}s"
     progress(f"fleet wave pause: canary finished -> wave 2 started: {gap:.1f}s (pause {WAVE_PAUSE_S}s)")
     now = fresh.probe()
-    assert_upgraded(fresh, "fleeta", now)
-    assert_upgraded(fresh, "fleetb", now)
-    assert_untouched(fresh, "fleetc", now)
+    assert_upgraded(fresh, HOST_A, now)
+    assert_upgraded(fresh, HOST_B, now)
+    assert_untouched(fresh, HOST_C, now)
 
 
 def suite_processes(host: SimulatedHost) -> list[int]:
@@ -234,17 +254,17 @@ def suite_processes(host: SimulatedHost) -> list[int]:
 
 
 def test_host_lost_during_its_upgrade_is_reported_lost_not_unstarted(fresh: Bed) -> None:
-    # fleetc's SSH goes away (sshd and its sessions killed) once its suite has started: the run goes
-    # on within the budget, and fleetc is reported failed-unreached "lost during upgrade suite
+    # Host C's SSH goes away (sshd and its sessions killed) once its suite has started: the run goes
+    # on within the budget, and host C is reported failed-unreached "lost during upgrade suite
     # running, state unknown", not "not started". Its suite, cut off from the control node, goes on.
-    host_c = fresh.host("fleetc")
+    host_c = fresh.host(HOST_C)
     journal = host_c.install_dir / ".openwatch-upgrade" / "journal.json"
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(upgrade, fresh, waves=["100%"], max_failed=1)
         deadline = time.monotonic() + SUITE_START_DEADLINE_S
         while not (journal.exists() and suite_processes(host_c)) and not running.done() and time.monotonic() < deadline:
             time.sleep(POLL_S)
-        assert journal.exists() and not running.done(), "fleetc's suite never started"
+        assert journal.exists() and not running.done(), f"{HOST_C}'s suite never started"
         host_c.stop_sshd()
         try:
             result = running.result(timeout=SUITE_START_DEADLINE_S)
@@ -253,16 +273,16 @@ def test_host_lost_during_its_upgrade_is_reported_lost_not_unstarted(fresh: Bed)
     deadline = time.monotonic() + SUITE_START_DEADLINE_S
     while suite_processes(host_c) and time.monotonic() < deadline:  # the cut-off suite finishes on its own
         time.sleep(POLL_S)
-    assert not suite_processes(host_c), "fleetc's suite still running"
+    assert not suite_processes(host_c), f"{HOST_C}'s suite still running"
     assert result.returncode != 0
-    assert result.status() == {"fleeta": "upgraded", "fleetb": "upgraded", "fleetc": "failed-unreached"}
-    row = next(row for row in result.summary["hosts"] if row["host"] == "fleetc")
+    assert result.status() == {HOST_A: "upgraded", HOST_B: "upgraded", HOST_C: "failed-unreached"}
+    row = next(row for row in result.summary["hosts"] if row["host"] == HOST_C)
     assert "lost during upgrade suite running" in row["reason"] and "state is unknown" in row["reason"], row
     now = fresh.probe()
-    assert_upgraded(fresh, "fleeta", now)
-    assert_upgraded(fresh, "fleetb", now)
+    assert_upgraded(fresh, HOST_A, now)
+    assert_upgraded(fresh, HOST_B, now)
     # What the cut-off suite did is unknown to the fleet; whatever it was, the host is whole.
-    assert now["fleetc"]["version"] in (releases.OLDEST.version, releases.BY_TAG[TARGET].version)
-    assert now["fleetc"]["health"] == {"code": 200, "status": "healthy"}
-    for table, (rows, _) in fresh.baseline["fleetc"]["contents"].items():
-        assert now["fleetc"]["contents"][table][0] == rows, f"fleetc: {table} lost or gained rows"
+    assert now[HOST_C]["version"] in (releases.OLDEST.version, releases.BY_TAG[TARGET].version)
+    assert now[HOST_C]["health"] == {"code": 200, "status": "healthy"}
+    for table, (rows, _) in fresh.baseline[HOST_C]["contents"].items():
+        assert now[HOST_C]["contents"][table][0] == rows, f"{HOST_C}: {table} lost or gained rows"

@@ -37,8 +37,8 @@ class FleetRun:
 
 def play(bed: Bed, playbook: str, *, run_id: str | None = None, forks: int = 3,
          host_vars: dict[str, dict[str, str]] | None = None, ansible_env: dict[str, str] | None = None,
-         **run_vars) -> FleetRun:
-    """``ansible-playbook fleet/<playbook> -i <bed inventory> -f <forks> -e <run_vars>``;
+         limit: str | None = None, **run_vars) -> FleetRun:
+    """``ansible-playbook fleet/<playbook> -i <bed inventory> -f <forks> [--limit <limit>] -e <run_vars>``;
     ``ansible_env`` adds Ansible settings (the bench's task timing callback)."""
     run_id = run_id or f"t-{uuid.uuid4().hex[:8]}"
     reports = bed.home / "reports"
@@ -49,7 +49,8 @@ def play(bed: Bed, playbook: str, *, run_id: str | None = None, forks: int = 3,
            **(ansible_env or {})}
     started = time.monotonic()
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "fleet" / playbook),
-                           "-i", str(bed.inventory(host_vars)), "-f", str(forks), "-e", json.dumps(extra)],
+                           "-i", str(bed.inventory(host_vars)), "-f", str(forks), *(["--limit", limit] if limit else []),
+                           "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT_S)
     seconds = time.monotonic() - started
     log = reports / f"{run_id}.{playbook}.log"

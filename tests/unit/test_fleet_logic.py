@@ -4,6 +4,7 @@ order, the summary and the package; and the playbooks parse."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -139,11 +140,12 @@ def test_host_run_bundle_unpacks_into_the_host_folder(tmp_path: Path) -> None:
     reports, journal = tmp_path / "host" / "reports", tmp_path / "host" / "journal.json"
     bundle(reports, outcome="UPGRADED", stamp="20260101T000000")
     journal.write_text(json.dumps({"outcome": "UPGRADED"}))
-    host_run.pack(tmp_path / "bundle.tar.gz", reports, journal)
+    host_run.pack(tmp_path / "bundle.tar.gz", reports, journal, {"exit_status": 0, "suite_s": 21.5})
     found = results.record(tmp_path / "run", "a", phase="upgrade", invocation="i1", exit_status=0,
                            bundle_tarball=tmp_path / "bundle.tar.gz")
     assert found["status"] == "upgraded" and found["report"] == "a/CHG-1_upgrade_20260101T000000.html"
     assert json.loads((tmp_path / "run" / "a" / "journal.json").read_text()) == {"outcome": "UPGRADED"}
+    assert json.loads((tmp_path / "run" / "a" / "host_run.json").read_text())["suite_s"] == 21.5
 
 
 def test_package_archive_holds_the_suites_and_no_ignored_file(tmp_path: Path) -> None:
@@ -169,10 +171,11 @@ def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
     """The simulated hosts' veth /30s are inside 10.216/16, never an engine's network or the host's."""
 
     from sandbox.engine import PrivateEngine
-    from tests.fleet.bed import BED_RANGE, SimulatedHost, firewall_rules
+    from tests.fleet.bed import BED_RANGE, Bed
+    from tests.fleet.host import SimulatedHost
+    from tests.fleet.firewall import firewall_rules
 
-    hosts = [SimulatedHost(name, index, Path("/nonexistent") / name) for index, name in
-             enumerate(("fleeta", "fleetb", "fleetc", "fleetd"), start=1)]
+    hosts = [SimulatedHost(name, Path("/nonexistent") / name) for name in ("fleeta", "fleetb", "fleetc", "fleetd")]
     networks = [host.network for host in hosts]
     assert all(network.subnet_of(BED_RANGE) for network in networks)
     assert len(set(networks)) == len(networks)
@@ -186,3 +189,122 @@ def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
     for network in networks:  # private ranges refused before anything is accepted
         refused = rules.index(f"-s {network} -d 10.0.0.0/8 -j REJECT")
         assert refused < rules.index(f"-s {network} -j ACCEPT")
+    # Two beds side by side (CI's default hosts, a helper's): neither shares an address or a chain.
+    other = Bed(Path("/nonexistent"), ("hosx", "hosy", "hosz"), images_from=PrivateEngine("fleetv"))
+    assert not {host.network for host in other.hosts} & set(networks)
+    assert other.firewall.chain == "OPENWATCH-FLEET-HOSX" and len(other.firewall.chain) <= 28
+    assert Bed(Path("/nonexistent"), ("fleeta", "fleetb", "fleetc"), images_from=PrivateEngine("fleetv")).firewall.chain \
+        != other.firewall.chain
+
+
+def test_bed_host_engines_come_from_the_environment_or_default() -> None:
+    from tests.fleet.bed import DEFAULT_HOST_ENGINES, host_engines
+
+    assert host_engines({}) == DEFAULT_HOST_ENGINES == ("fleeta", "fleetb", "fleetc")
+    assert host_engines({"OPENWATCH_FLEET_ENGINES": "hosx, hosy,hosz"}) == ("hosx", "hosy", "hosz")
+    # aa and ax share a slot (crc32 % 32), so their hosts would share a /30.
+    for bad in ("hosx,hosy", "hosx,hosx,hosy", "hosx,hosy,Hosz", "hosx,hosy,", "hosx,hosy,toolongname", "aa,ax,hosz"):
+        with pytest.raises(ValueError, match="OPENWATCH_FLEET_ENGINES=.*give three engine names") as error:
+            host_engines({"OPENWATCH_FLEET_ENGINES": bad})
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="none the test engine's"):
+        host_engines({"OPENWATCH_FLEET_ENGINES": "hosx,hosy,hosz", "OPENWATCH_TEST_ENGINE": "hosy"})
+
+
+def test_a_host_is_not_started_once_the_budget_is_exceeded_inside_its_wave(tmp_path: Path) -> None:
+    hosts = ["a", "b", "c", "d"]
+    results.mark_started(tmp_path, hosts, phase="upgrade", invocation="i1")  # one wave of four, -f 2
+    assert results.suite_start(tmp_path, "a", hosts, "i1", max_failed=0, canary=0) is None
+    assert results.suite_start(tmp_path, "b", hosts, "i1", max_failed=0, canary=0) is None
+    results.suite_exited(tmp_path, "b", "i1", exit_status=0)  # passed: still in progress until recorded
+    assert results.read_result(tmp_path, "b")["status"] == "in-progress"
+    results.suite_exited(tmp_path, "a", "i1", exit_status=1)  # failed: counts at once, bundle or not
+    assert results.read_result(tmp_path, "a")["status"] == "failed"
+    stop = results.suite_start(tmp_path, "c", hosts, "i1", max_failed=0, canary=0)
+    assert stop is not None and "failure budget exceeded: 1 hosts failed (a)" in stop.reason
+    not_started = results.read_result(tmp_path, "c")
+    assert not_started["status"] == "not-started" and not_started["reason"] == f"not started: {stop.reason}"
+    assert json.loads((tmp_path / results.STOP_FILE).read_text())["reason"] == stop.reason
+    assert results.suite_start(tmp_path, "d", hosts, "i1", max_failed=0, canary=0) is not None
+    # b, already running, finishes and is recorded; not-started hosts are no failures of their own,
+    # are never settled as lost, are not rolled back, and a resume tries them again.
+    finish(tmp_path, "b", "UPGRADED", "i1")
+    assert results.settle_lost(tmp_path, hosts, "i1") == []
+    assert "1 hosts failed (a)" in results.budget_stop(tmp_path, hosts, "i1", max_failed=0, canary=0).reason
+    assert [entry["host"] for entry in results.rollback_order(tmp_path, hosts, "i1")] == ["b"]
+    assert not results.done_earlier(tmp_path, "c")
+    rows = {row["host"]: row for row in summary.build(tmp_path, hosts, phase="upgrade", run_id="R")["hosts"]}
+    assert [rows[host]["status"] for host in hosts] == ["failed", "upgraded", "not-started", "not-started"]
+    assert rows["d"]["reason"].startswith("not started: failure budget exceeded")
+    # Within the budget every host starts; a host lost while its suite ran counts too.
+    assert results.suite_start(tmp_path, "c", hosts, "i2", max_failed=2, canary=0) is None
+    results.mark_started(tmp_path, ["c"], phase="upgrade", invocation="i2")
+    lost = results.suite_exited(tmp_path, "c", "i2", exit_status=None, unreached="closed: postgresql://u:hunter22@db")
+    assert lost["status"] == "failed-unreached" and "hunter22" not in lost["reason"]
+
+
+# A stand-in for fleet.host_run: marks its host started, waits (bounded) until FORKS hosts have, prints the exit status.
+SUITE = """
+import json, sys, time
+from pathlib import Path
+started, host, forks, exit_status = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+started.mkdir(exist_ok=True)
+(started / host).touch()
+deadline = time.monotonic() + 60
+while len(list(started.iterdir())) < forks and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"exit_status": exit_status if len(list(started.iterdir())) >= forks else 99}))
+"""
+
+
+@pytest.mark.parametrize(("forks", "max_failed", "expected"), [
+    (1, 0, {"a": "failed", "b": "not-started", "c": "not-started"}),  # a wave of three, one at a time
+    (1, 1, {"a": "failed", "b": "in-progress", "c": "in-progress"}),  # within the budget: all start
+    (3, 0, {"a": "failed", "b": "in-progress", "c": "in-progress"}),  # started together: running hosts finish
+])
+def test_fleet_suite_action_checks_the_budget_as_each_host_starts(tmp_path: Path, forks: int, max_failed: int,
+                                                                  expected: dict[str, str]) -> None:
+    """The real action plugin in a real ansible-playbook run (local connection): one wave of three, the
+    first host's suite fails (exit status 1, as fleet.host_run prints it). With three forks each
+    host's suite waits until all three have started, so a's failure comes after b and c started."""
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    if not ansible.exists():
+        pytest.skip("ansible-core is not installed in this venv (make venv installs fleet/requirements.txt)")
+    hosts = ["a", "b", "c"]
+    results.mark_started(tmp_path, hosts, phase="upgrade", invocation="i1")
+    (tmp_path / "inventory.ini").write_text("\n".join(
+        f"{host} ansible_connection=local ansible_python_interpreter={sys.executable} suite_exit={int(host == 'a')}"
+        for host in hosts) + "\n")
+    (tmp_path / "play.yml").write_text(json.dumps([{
+        "hosts": "all", "gather_facts": False, "serial": "100%", "tasks": [{
+            "name": "Run the suite", "register": "fleet_suite_run", "fleet_suite": {
+                "argv": [sys.executable, "-c", SUITE, str(tmp_path / "started"), "{{ inventory_hostname }}", str(forks),
+                         "{{ suite_exit }}"],
+                "budget": {"root": str(ROOT), "run_dir": str(tmp_path), "invocation": "i1", "hosts": ",".join(hosts),
+                           "max_failed": max_failed, "canary": 0}}}]}]))
+    proc = subprocess.run([str(ansible), "-i", str(tmp_path / "inventory.ini"), "-f", str(forks), str(tmp_path / "play.yml")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ANSIBLE_ACTION_PLUGINS": str(ROOT / "fleet" / "action_plugins"),
+                               "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert {host: results.read_result(tmp_path, host)["status"] for host in hosts} == expected, proc.stdout[-3000:]
+    assert (tmp_path / results.STOP_FILE).exists() == ("not-started" in expected.values())
+
+
+def test_fleet_suite_action_without_a_budget_is_the_command(tmp_path: Path) -> None:
+    """The audit and the roll-back-all run their suites through the same step, with no budget."""
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    if not ansible.exists():
+        pytest.skip("ansible-core is not installed in this venv (make venv installs fleet/requirements.txt)")
+    (tmp_path / "play.yml").write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Run the suite", "register": "ran", "fleet_suite": {"argv": ["echo", '{"exit_status": 3}'],
+                                                                   "chdir": str(tmp_path)}},
+        {"ansible.builtin.copy": {"content": "{{ ran.stdout }}", "dest": str(tmp_path / "out.json")}}]}]))
+    proc = subprocess.run([str(ansible), "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+                           str(tmp_path / "play.yml")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ANSIBLE_ACTION_PLUGINS": str(ROOT / "fleet" / "action_plugins"),
+                               "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert json.loads((tmp_path / "out.json").read_text()) == {"exit_status": 3}
+    assert not list(tmp_path.glob("*/result.json"))
