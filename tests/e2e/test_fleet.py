@@ -219,6 +219,7 @@ def test_wave_pause_and_a_changed_host_key(fresh: Bed) -> None:
     # one), count host C failed-unreached with that reason, and not try it again. Wave 2 (host B,
     # host C) starts only after the pause, which the journals' timestamps show.
     host_c = fresh.host(HOST_C)
+    fresh.close_ssh_connections()
     host_c.change_host_key(openssh_root())
     try:
         result = upgrade(fresh, waves=[1, "100%"], max_failed=1, wave_pause=f"{WAVE_PAUSE_S}s")

@@ -85,6 +85,14 @@ class Bed:
     def host(self, name: str) -> SimulatedHost:
         return next(host for host in self.hosts if host.name == name)
 
+    def close_ssh_connections(self) -> None:
+        """End the SSH connections Ansible keeps open (ControlPersist) from earlier runs: a reinstalled host
+        has none, and a kept one would carry the next run past the host key check (or break mid-task)."""
+        for socket in sorted((self.home / "control" / "cp").glob("*")):
+            subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={socket}", "fleet-host"],
+                           capture_output=True, timeout=10, check=False)
+            socket.unlink(missing_ok=True)
+
     def up(self) -> None:
         started = time.monotonic()
         openssh = openssh_root()
