@@ -24,6 +24,7 @@ from sandbox.real import envfile, override, releases, seed
 BACKEND_DIR = "/openwatch/backend"
 CONTAINER_UID = 10001  # the backend image's user (useradd -u 10001 in docker/Dockerfile.backend)
 DUMPS_DIR = releases.PROJECT_ROOT / ".sandbox" / "real-dumps"
+REDIS_VOLUME = "openwatch_redis_data"  # the real compose file's redis_data, project openwatch
 HASH_PASSWORD = "import sys; from app.auth import pwd_context; print(pwd_context.hash(sys.stdin.read()))"
 
 
@@ -82,6 +83,14 @@ class RealInstallation(Installation):
                 raise CommandError(["docker", "compose", "up", "--wait", *names], waited.returncode,
                                    waited.stderr or waited.stdout)
             time.sleep(5)
+
+    def reset(self, tag: str, dump: Path) -> None:
+        """As :meth:`Installation.reset`, with Redis back empty, as it was when the baseline was made: its
+        volume is not part of the baseline, and what a scenario left in it (kept when Redis was retired,
+        brought back by a rollback) must not carry over; CI twice found Redis unhealthy for good after it."""
+        run(["docker", "rm", "--force", "openwatch-redis"], check=False)
+        run(["docker", "volume", "rm", REDIS_VOLUME], check=False)
+        super().reset(tag, dump)
 
     def password_hash(self, password: str) -> str:
         """The backend's own argon2 hash (its passlib context), the password on stdin, never in argv."""
