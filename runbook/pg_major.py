@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -299,6 +299,6 @@ STAGES: tuple[Stage, ...] = (
     Stage.titled("verify", "post-flight checks; a backup taken and verified with the new pg_dump", "database",
                  PgMajorUpgrade.stage_verify),
     # Once the new version is verified a failure is not rolled back (--resume completes it), as the release's.
-    replace(Stage.titled("finish", "lock released, old volume named and kept", "nothing", PgMajorUpgrade.stage_finish),
-            rolled_back=False),
+    Stage.titled("finish", "lock released, old volume named and kept", "nothing", PgMajorUpgrade.stage_finish,
+                 rolled_back=False),
 )

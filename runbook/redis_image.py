@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -302,6 +301,6 @@ STAGES: tuple[Stage, ...] = (
     Stage.titled("verify", "health, containers, password; database, backend and frontend not restarted", "containers",
                  RedisImageUpgrade.stage_verify),
     # Once the new version is verified a failure is not rolled back (--resume completes it), as the release's.
-    replace(Stage.titled("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish),
-            rolled_back=False),
+    Stage.titled("finish", "lock released, backup named", "nothing", RedisImageUpgrade.stage_finish,
+                 rolled_back=False),
 )

@@ -56,9 +56,9 @@ class Stage:
     rolled_back: bool = True
 
     @classmethod
-    def titled(cls, name: str, title: str, changes: str, run: Callable) -> Stage:
+    def titled(cls, name: str, title: str, changes: str, run: Callable, rolled_back: bool = True) -> Stage:
         """A stage whose title already says, in --plan's words, what it changes."""
-        return cls(name, title, changes, run, effect=title)
+        return cls(name, title, changes, run, effect=title, rolled_back=rolled_back)
 
 
 @dataclass

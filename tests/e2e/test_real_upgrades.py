@@ -31,7 +31,7 @@ from tests.suite_runner import SuiteRun, run_suite
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 FEB, APR, JUN = "compose-2026-02-17", "compose-2026-04-14", "compose-2026-06-04"
 SEEDED = seed.SeedSize()
-REDIS_VOLUME = "openwatch_redis_data"
+REDIS_VOLUME = real_installation.REDIS_VOLUME
 
 
 @pytest.fixture
