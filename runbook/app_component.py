@@ -29,8 +29,8 @@ TITLES = {
 EFFECTS = {
     "build": "builds the component's images only (the old version keeps serving)",
     "drain_and_stop": "stops the component's containers only (the database and the other services keep running); "
-                      "backend: beat first, the queues drained, the worker last, then the rows written since the "
-                      "backup dumped",
+                      "backend: beat first, the queues drained, the worker before the backend when the target reads "
+                      "the same queue (last otherwise), then the rows written since the backup dumped",
     "migrate": "backend only, and only when the target has revisions the database is not at: runs alembic upgrade "
                "head with the new image",
     "start": "starts the component's services with compose up --no-deps (the others are not restarted)",
@@ -90,16 +90,7 @@ class AppComponentUpgrade(Upgrade):
         if self.component == "frontend":  # the backend keeps serving and writing: no quiet state to record
             stop_containers(self.client, self.containers(old))
             return
-        beat, user_facing, worker = (old.container(s) for s in ("celery-beat", "backend", "worker"))
-        if old.task_queue == "celery":
-            stop_containers(self.client, [beat])
-            self.drain_celery("before the stop")
-            stop_containers(self.client, [user_facing])
-            self.drain_celery("after the backend stopped")
-            stop_containers(self.client, [worker])
-        else:
-            stop_containers(self.client, [beat, user_facing])
-            stop_containers(self.client, [worker], timeout=int(self.settings.drain_deadline_s))
+        self.stop_draining([old.container("celery-beat")], [old.container("backend")], old.container("worker"))
         self.record_at_stop()
 
     def stage_migrate(self) -> None:
