@@ -9,7 +9,7 @@ from __future__ import annotations
 import docker.errors
 import requests
 
-from runbook import alembic_scripts, schema_checks, service_checks, startup
+from runbook import alembic_scripts, drain, schema_checks, service_checks, startup
 from runbook.compose import Compose, stop_containers
 from runbook.errors import Problem
 from runbook.rollback import Rollback
@@ -90,7 +90,8 @@ class AppComponentUpgrade(Upgrade):
         if self.component == "frontend":  # the backend keeps serving and writing: no quiet state to record
             stop_containers(self.client, self.containers(old))
             return
-        self.stop_draining([old.container("celery-beat")], [old.container("backend")], old.container("worker"))
+        drain.stop_old(self.client, old, self.new_profile, self.settings.drain_deadline_s, [old.container("celery-beat")],
+                       [old.container("backend")], old.container("worker"))
         self.record_at_stop()
 
     def stage_migrate(self) -> None:

@@ -19,9 +19,9 @@ import docker.errors
 import psycopg
 import requests
 
-from runbook import (backup, celery_checks, delta_backup, gitrepo, profile as profiles, schema_checks, service_checks,
+from runbook import (backup, delta_backup, drain, gitrepo, profile as profiles, schema_checks, service_checks,
                      startup, state)
-from runbook.compose import Compose, stop_containers, tag_images
+from runbook.compose import Compose, tag_images
 from runbook.errors import Problem
 from runbook.journal import Journal
 from runbook.lock import RunLock
@@ -207,37 +207,15 @@ class Upgrade:
         progress(f"built {self.settings.target.label} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
 
     def stage_drain_and_stop(self) -> None:
-        """Stop the old version without losing queued work. A target that reads the same queue (Celery's
-        in Redis, or the job queue's in the database) lets the worker stop first, while users are still
-        served: what they queue from then on waits for the new worker (or for the old one again, after a
-        rollback), and the worker's shutdown (about 2 s for Celery's) stays out of the outage. A target
-        without Celery (April 2026 on) never reads Redis again: then the user-facing services stop first
-        and the worker empties the queues once more before it stops. Either way beat goes first (no new
-        periodic tasks) and the worker first finishes what it holds. On SIGTERM a Celery worker finishes
-        its active tasks and hands back those it held for later, and the job queue's worker finishes its
-        job, so the worker gets the drain deadline to stop."""
+        """Stop the old version without losing queued work (``runbook.drain``), then record the state
+        the rollback must give back."""
         old = self.profile
         user_facing = [old.container(service) for service in USER_FACING]
         worker = old.container("worker")
-        self.stop_draining([name for name in self.app_containers(old) if name not in user_facing and name != worker],
-                           user_facing, worker)
+        drain.stop_old(self.client, old, self.new_profile, self.settings.drain_deadline_s,
+                       [name for name in self.app_containers(old) if name not in user_facing and name != worker],
+                       user_facing, worker)
         self.record_at_stop()
-
-    def stop_draining(self, producers: list[str], user_facing: list[str], worker: str) -> None:
-        """``stage_drain_and_stop``'s order: ``producers`` (beat) first, the worker before or after
-        ``user_facing`` depending on whether the target reads the old version's queue."""
-        old, drain_deadline = self.profile, int(self.settings.drain_deadline_s)
-        stop_containers(self.client, producers)
-        if old.task_queue == "celery":
-            self.drain_celery("before the stop")
-        if self.new_profile is not None and self.new_profile.task_queue == old.task_queue:
-            stop_containers(self.client, [worker], timeout=drain_deadline)
-            stop_containers(self.client, user_facing)
-        else:
-            stop_containers(self.client, user_facing)
-            if old.task_queue == "celery":
-                self.drain_celery("after the backend stopped")  # what users queued in between
-            stop_containers(self.client, [worker], timeout=drain_deadline)
 
     def record_at_stop(self) -> None:
         """The state the rollback must give back, and the rows written since the recording, kept."""
@@ -250,27 +228,6 @@ class Upgrade:
         progress(f"the app wrote to {len(written)} tables after the state was recorded ({', '.join(written[:5])}"
                  f"{' ...' if len(written) > 5 else ''}); their rows at the stop kept in {destination} "
                  f"({self.delta.size / 1024:.0f} KiB, {self.delta.seconds:.1f}s)")
-
-    def drain_celery(self, when: str) -> None:
-        """Wait until the worker has taken and finished everything queued in Redis, and the tasks it
-        holds for later (an ETA or a retry's countdown), which a stopped worker would hand back to a
-        queue no release after Celery reads."""
-        deadline = time.monotonic() + self.settings.drain_deadline_s
-        _, queues = celery_checks.worker_command(self.client, self.profile)
-        while True:
-            snapshot = celery_checks.inspect_worker(self.client, self.profile)
-            queued = celery_checks.queue_lengths(self.profile, queues)
-            busy = snapshot.active + snapshot.reserved + snapshot.scheduled + sum(queued.values())
-            if not busy:
-                progress(f"Celery drained {when}")
-                return
-            if time.monotonic() > deadline:
-                waiting = {queue: count for queue, count in queued.items() if count}
-                raise Problem(f"Celery still has {snapshot.active} active, {snapshot.reserved} reserved, "
-                              f"{snapshot.scheduled} scheduled (waiting for their ETA) and "
-                              f"{sum(queued.values())} queued tasks {waiting} {when}, after "
-                              f"{self.settings.drain_deadline_s:.0f}s; the stopped services are started again, try later")
-            time.sleep(1)
 
     def stage_migrate(self) -> None:
         result = Compose.of(self.new_profile).alembic(self.alembic_ini, "upgrade", "head", check=False)

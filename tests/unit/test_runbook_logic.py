@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import alembic_scripts, backup, backup_checks, containers, state, versions
+from runbook import alembic_scripts, backup, backup_checks, containers, drain, state, versions
 from runbook.downtime import outages
 from runbook.errors import Problem
 from runbook.release_checks import LOCK_FILE, no_upgrade_running
@@ -301,3 +301,17 @@ def test_a_run_that_opened_the_lock_file_as_it_was_released_takes_the_file_at_th
         third.acquire("CHG-3")
     racing.release()
     assert not racing.path.exists()
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # Celery to Celery: the new worker reads the same Redis queues, so the old worker stops while users are served
+    ("celery", "celery", ("producers", "drain before the stop", "worker", "user-facing")),
+    # Celery to the job queue (February -> April 2026): nothing reads Redis afterwards, so it is emptied twice
+    ("celery", "job-queue", ("producers", "drain before the stop", "user-facing", "drain after the backend stopped",
+                             "worker")),
+    ("job-queue", "job-queue", ("producers", "worker", "user-facing")),
+    ("celery", "unknown", ("producers", "drain before the stop", "user-facing", "drain after the backend stopped",
+                           "worker")),
+])
+def test_the_worker_stops_before_the_backend_only_when_the_target_reads_its_queue(old, new, expected):
+    assert drain.order(old, new) == expected
