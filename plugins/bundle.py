@@ -21,6 +21,7 @@ from pytest_html import extras
 from plugins.keys import MAINTENANCE_KEY, SUMMARY_KEY, UPGRADE_KEY
 from plugins.options import OPTIONS_KEY, PROFILE_KEY
 from runbook import exports, logtail, report_html, report_index, run_summary
+from runbook.resume import operation_of
 
 SUITES = ("preflight", "upgrade", "postflight")
 LOG_TAIL_LINES = 200
@@ -151,7 +152,9 @@ def summary(config: pytest.Config, exitstatus: int) -> dict:
                    "log": str(bundle.log) if bundle.log.exists() else None,
                    "servicenow": str(bundle.beside(".servicenow.json")) if upgrading else None,
                    "cdevent": str(bundle.beside(".cdevent.json")) if upgrading else None,
-                   "index": str(bundle.json.parent / report_index.INDEX)})
+                   "index": str(bundle.json.parent / report_index.INDEX)},
+        # A --resume has no --component: its journal names the operation (as plugins/rollback.py reads it).
+        operation=config.getoption("component", None) or operation_of(journal))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -56,9 +56,7 @@ def _closing_notes(summary: dict, title: str) -> str:
 
 def servicenow_change(summary: dict, title: str) -> dict:
     ran = {stage["name"]: stage for stage in summary["stages"]}
-    # The operation that ran (a release upgrade, or a component's: runbook.components), by its stages.
-    component = next((name for name, operation in OPERATIONS.items()
-                      if set(ran) <= {stage.name for stage in operation.stages}), None)
+    component = summary.get("operation")  # None: the release upgrade
     planned = OPERATIONS[component].stages
     implementation = [f"{index}. {stage.title} ({stage.name})" + (
         f": {ran[stage.name]['status']} in {ran[stage.name]['seconds']} s" if stage.name in ran else "")

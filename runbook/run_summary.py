@@ -23,8 +23,9 @@ def verdict(suite: str, outcome: str, maintenance: dict | None) -> str:
 
 
 def build(*, suite: str, ticket: str | None, host: str, install_dir: str | None, version: str | None,
-          target: str | None, target_commit: str | None, target_kind: str | None, exit_status: int, journal: dict, maintenance: dict | None, tests: list[dict],
-          artifacts: dict) -> dict:
+          target: str | None, target_commit: str | None, target_kind: str | None, exit_status: int, journal: dict,
+          maintenance: dict | None, tests: list[dict], artifacts: dict, operation: str | None = None) -> dict:
+    """``operation``: the ``--component`` the run was (``runbook.components.OPERATIONS``; None: the release)."""
     failed = any(test["outcome"] == "failed" for test in tests)
     if maintenance is not None:
         outcome = maintenance["outcome"]
@@ -37,7 +38,7 @@ def build(*, suite: str, ticket: str | None, host: str, install_dir: str | None,
     before, after = journal.get("before") or {}, journal.get("after") or {}
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "suite": suite, "ticket": ticket, "host": host,
-        "install_dir": install_dir, "started": journal.get("started"),
+        "install_dir": install_dir, "operation": operation, "started": journal.get("started"),
         "finished": journal.get("finished") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "exit_status": int(exit_status), "outcome": outcome, "verdict": verdict(suite, outcome, maintenance),
         "from_version": before.get("version") or version, "target": target,

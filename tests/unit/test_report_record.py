@@ -75,7 +75,7 @@ def journal(outcome: str) -> dict:
     return data
 
 
-def summary_of(data: dict, tmp_path: Path, exit_status: int = 1) -> dict:
+def summary_of(data: dict, tmp_path: Path, exit_status: int = 1, operation: str | None = None) -> dict:
     stem = tmp_path / "CHG-7_upgrade_20261125T100000"
     return run_summary.build(
         suite="upgrade", ticket="CHG-7", host="vm", install_dir="/opt/openwatch", version="0.1.0", target="v0.2.0",
@@ -84,7 +84,7 @@ def summary_of(data: dict, tmp_path: Path, exit_status: int = 1) -> dict:
                 "outcome": "passed", "seconds": 0.1, "message": ""}],
         artifacts={"html": f"{stem}.html", "junit": f"{stem}.xml", "json": f"{stem}.json", "log": None,
                    "servicenow": f"{stem}.servicenow.json", "cdevent": f"{stem}.cdevent.json",
-                   "index": str(tmp_path / "index.html")})
+                   "index": str(tmp_path / "index.html")}, operation=operation)
 
 
 def test_after_is_the_upgraded_state_or_the_restored_one() -> None:
@@ -326,7 +326,7 @@ def test_the_change_records_backout_plan_is_the_operations_own(tmp_path: Path) -
     data = journal("ROLLED BACK (quick)")
     data["stages"] = [stage(name, "passed", 1000.0 + i, 1.0) for i, name in enumerate(
         ("gate", "lock_and_record", "check_new_image", "drain_and_stop", "dump"))]
-    change = exports.servicenow_change(summary_of(data, tmp_path), "title")
+    change = exports.servicenow_change(summary_of(data, tmp_path, operation="postgres"), "title")
     pg_stages = components.stages_for("postgres")
     assert change["implementation_plan"].splitlines()[-1].startswith(f"{len(pg_stages)}. lock released, old volume")
     backout_lines = change["backout_plan"].splitlines()
@@ -353,3 +353,19 @@ def test_the_run_record_is_read_back_from_a_journal_in_one_place() -> None:
     assert RunRecord.read({**data, **written}) == record
     assert not schemas.problems(schemas.JOURNAL, {**data, **written})
     assert RunRecord().to_json() == {}  # nothing recorded yet: no field written
+
+
+def test_a_component_run_refused_at_its_gate_gets_its_own_backout_plan(tmp_path: Path) -> None:
+    """Only ``gate`` ran, a stage every operation has: the record names the operation the run was, not the
+    first whose stages include it (the release's, when the stages were used to guess)."""
+    data = journal("NOT STARTED")
+    data["stages"] = [stage("gate", "failed", 1000.0, 1.0)]
+    for operation in ("postgres", "redis", None):
+        change = exports.servicenow_change(summary_of(data, tmp_path, operation=operation), "title")
+        planned = components.stages_for(operation)
+        assert change["implementation_plan"].splitlines()[0].startswith(f"1. {planned[0].title} (gate): failed")
+        assert change["implementation_plan"].splitlines()[1] == f"2. {planned[1].title} ({planned[1].name})"
+        assert len(change["implementation_plan"].splitlines()) == len(planned)
+        assert len(change["backout_plan"].splitlines()) == len(planned)
+    # the three operations' second stages differ, so the checks above tell them apart
+    assert len({components.stages_for(operation)[1].title for operation in ("postgres", "redis", None)}) == 3
