@@ -223,12 +223,15 @@ def psql(container: str, user: str, sql: str) -> None:
 
 
 def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expected: dict[str, dict],
-           full_restore: bool, expected_schema: dict | None = None) -> dict:
+           full_restore: bool, expected_schema: dict | None = None, connections: int = 1) -> dict:
     """Checksum, ``pg_restore --list``, and (``full_restore``) the scratch restore's tables compared
     with ``expected`` (rows and checksum of every table, read in the dump's own snapshot when the
-    record names one), and its schema with ``expected_schema`` (a fingerprint's JSON): the emergency
-    rollback can only give back what the dump holds. The scratch database is always dropped."""
+    record names one; the scratch's checksums are computed the way those were), and its schema with
+    ``expected_schema`` (a fingerprint's JSON): the emergency rollback can only give back what the
+    dump holds. ``connections`` > 1: the scratch's tables are read in page ranges over that many
+    connections (:func:`dbstate.table_states_parallel`). The scratch database is always dropped."""
     dump = Path(record.dump)
+    kind = dbstate.checksum_kind(expected)
     try:
         if sha256_of(dump) != record.sha256:
             raise Problem(f"backup {dump} does not match its recorded sha256; take the backup again")
@@ -250,7 +253,9 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
             if error:
                 raise Problem(f"scratch restore of {dump} failed: {error}")
             with psycopg.connect(**conninfo, dbname=scratch, connect_timeout=5) as conn:
-                found = {n: {"rows": s.rows, "checksum": s.checksum} for n, s in dbstate.table_states(conn).items()}
+                states = (dbstate.table_states_parallel({**conninfo, "dbname": scratch}, kind, connections)
+                          if connections > 1 else dbstate.table_states(conn, kind=kind))
+                found = {n: {"rows": s.rows, "checksum": s.checksum} for n, s in states.items()}
                 schema = schema_fingerprint.capture(conn)
         finally:
             drop_scratch(container, user, scratch)
