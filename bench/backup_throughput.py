@@ -26,7 +26,7 @@ from runbook import backup, dbstate
 from sandbox.installation import Installation
 
 DB, USER, NAME = "openwatch-db", "openwatch", "openwatch"
-CHOSEN = "z1_streamed_h64"
+CHOSEN = "z1_streamed_h64_split2"
 BEFORE = "z1_streamed_md5"  # the suite's path before the h64 checksum (issue 17's "today")
 
 
@@ -100,7 +100,7 @@ def raw(bed: Bed) -> Path:
 
 
 def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool, kind: str = dbstate.CURRENT_CHECKSUM,
-                 connections: int = 1) -> Callable[[Bed], Path]:
+                 connections: int = backup.SCRATCH_CONNECTIONS) -> Callable[[Bed], Path]:
     """runbook/backup.py's take + verify, as the upgrade calls them, with these choices: ``kind`` of
     table checksum (recorded and compared), read over ``connections`` in the scratch."""
     def candidate(bed: Bed) -> Path:
@@ -171,11 +171,12 @@ CANDIDATES: dict[str, tuple[str, Callable[[Bed], Path]]] = {
     "today": ("-Fc at the default level 6, restored while it streams, compared with the state recorded before",
               suite_backup(None, streamed=True, in_snapshot=False)),
     BEFORE: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared by md5 "
-             "checksums", suite_backup(1, streamed=True, in_snapshot=True, kind="md5")),
-    CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared by "
-             "hashtextextended (h64) checksums, one connection", suite_backup(1, streamed=True, in_snapshot=True)),
-    "z1_streamed_h64_split2": ("as z1_streamed_h64, the scratch's tables read in page ranges over two "
-                               "connections", suite_backup(1, streamed=True, in_snapshot=True, connections=2)),
+             "checksums, one connection", suite_backup(1, streamed=True, in_snapshot=True, kind="md5", connections=1)),
+    "z1_streamed_h64": ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared by "
+                        "hashtextextended (h64) checksums, one connection",
+                        suite_backup(1, streamed=True, in_snapshot=True, connections=1)),
+    CHOSEN: ("as z1_streamed_h64, the scratch's tables read in page ranges over two connections",
+             suite_backup(1, streamed=True, in_snapshot=True, connections=2)),
     "z0_streamed": ("-Fc -Z0 (uncompressed) in the recorded state's snapshot, restored while it streams, then "
                     "compared", suite_backup(0, streamed=True, in_snapshot=True)),
     "z1_restore_after": ("-Fc -Z1 in the snapshot, restored from the file once written, then compared",
