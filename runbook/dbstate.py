@@ -61,9 +61,12 @@ def user_tables(conn: psycopg.Connection) -> list[str]:
 
 def checksum_query(table: str, kind: str = CURRENT_CHECKSUM) -> sql.Composed:
     """Row count and checksum text of ``table``."""
-    prefix = "" if kind == LEGACY_CHECKSUM else f"{kind}:"
     return sql.SQL("SELECT count(*), {} || coalesce({}, 0)::text FROM {} AS t").format(
-        sql.Literal(prefix), sql.SQL(CHECKSUM_SUMS[kind]), sql.Identifier(table))
+        sql.Literal(_prefix(kind)), sql.SQL(CHECKSUM_SUMS[kind]), sql.Identifier(table))
+
+
+def _prefix(kind: str) -> str:
+    return "" if kind == LEGACY_CHECKSUM else f"{kind}:"
 
 
 def table_states(conn: psycopg.Connection, tables: list[str] | None = None,
@@ -79,6 +82,7 @@ def table_states(conn: psycopg.Connection, tables: list[str] | None = None,
 # Tables are cut into parts of about this many pages for :func:`table_states_parallel`: small enough
 # that the connections finish together, large enough that a part's query costs nothing next to its scan.
 PART_PAGES = 16384  # 128 MiB
+TID_RANGE_SCANS = 140000  # the server version from which a ctid range reads only its pages
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def table_states_parallel(conninfo: dict, kind: str = CURRENT_CHECKSUM, workers:
     connections: each table cut into page ranges whose counts and sums add up to the table's, so even
     one large table is shared out. Not for a live database: the connections read at different moments."""
     with psycopg.connect(**conninfo, connect_timeout=5, autocommit=True) as conn:
+        if conn.info.server_version < TID_RANGE_SCANS:  # each part would read the whole table
+            return table_states(conn, kind=kind)
         tables = user_tables(conn)
         parts = _parts(conn, tables)
     pending = iter(parts)  # next() on a shared iterator is atomic under the GIL: each part read once
@@ -133,8 +139,7 @@ def table_states_parallel(conninfo: dict, kind: str = CURRENT_CHECKSUM, workers:
     for part, count, total in results:
         rows[part.table] += count
         totals[part.table] += total
-    prefix = "" if kind == LEGACY_CHECKSUM else f"{kind}:"
-    return {table: TableState(rows=rows[table], checksum=f"{prefix}{totals[table]}") for table in tables}
+    return {table: TableState(rows=rows[table], checksum=f"{_prefix(kind)}{totals[table]}") for table in tables}
 
 
 def alembic_revisions(conn: psycopg.Connection) -> list[str]:
