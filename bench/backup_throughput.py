@@ -26,7 +26,8 @@ from runbook import backup, dbstate
 from sandbox.installation import Installation
 
 DB, USER, NAME = "openwatch-db", "openwatch", "openwatch"
-CHOSEN = "z1_streamed"
+CHOSEN = "z1_streamed_h64_split2"
+BEFORE = "z1_streamed_md5"  # the suite's path before the h64 checksum (issue 17's "today")
 
 
 def container_cpu_s(container: str) -> float | None:
@@ -54,18 +55,26 @@ class Bed:
         self.install, self.scratch = install, scratch
         self.conninfo = {"host": "127.0.0.1", "port": int(install.env["POSTGRES_PORT"]), "user": USER,
                          "password": install.env["POSTGRES_PASSWORD"]}
-        self.expected: dict[str, dict] = {}
+        self.recorded: dict[str, dict[str, dict]] = {}  # checksum kind -> the recorded tables
 
-    def record_state(self) -> float:
-        """The live tables read in an exported snapshot, as the upgrade's lock_and_record stage does (not
-        part of any candidate's time: the upgrade records them whatever the backup does). Seconds."""
-        started = time.monotonic()
-        snapshot = backup.Snapshot({**self.conninfo, "dbname": NAME})
-        try:
-            self.expected = as_json(dbstate.table_states(snapshot.conn))
-        finally:
-            snapshot.close()
-        return time.monotonic() - started
+    @property
+    def expected(self) -> dict[str, dict]:
+        return self.recorded[dbstate.CURRENT_CHECKSUM]
+
+    def record_state(self, kinds: set[str]) -> dict[str, float]:
+        """The live tables read in an exported snapshot with each kind of checksum, as the upgrade's
+        lock_and_record stage does (not part of any candidate's time: the upgrade records them whatever
+        the backup does). Seconds per kind."""
+        seconds = {}
+        for kind in sorted(kinds):
+            started = time.monotonic()
+            snapshot = backup.Snapshot({**self.conninfo, "dbname": NAME})
+            try:
+                self.recorded[kind] = as_json(dbstate.table_states(snapshot.conn, kind=kind))
+            finally:
+                snapshot.close()
+            seconds[kind] = time.monotonic() - started
+        return seconds
 
     def snapshot(self) -> backup.Snapshot:
         """A snapshot to dump in. The bench database does not change between candidates, so the state
@@ -90,8 +99,10 @@ def raw(bed: Bed) -> Path:
     return dump
 
 
-def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool) -> Callable[[Bed], Path]:
-    """runbook/backup.py's take + verify, as the upgrade calls them, with these choices."""
+def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool, kind: str = dbstate.CURRENT_CHECKSUM,
+                 connections: int = backup.SCRATCH_CONNECTIONS) -> Callable[[Bed], Path]:
+    """runbook/backup.py's take + verify, as the upgrade calls them, with these choices: ``kind`` of
+    table checksum (recorded and compared), read over ``connections`` in the scratch."""
     def candidate(bed: Bed) -> Path:
         snapshot = bed.snapshot() if in_snapshot else None
         try:
@@ -101,7 +112,7 @@ def suite_backup(compression: int | None, streamed: bool, in_snapshot: bool) -> 
         finally:
             if snapshot:
                 snapshot.close()
-        backup.verify(record, DB, USER, bed.conninfo, bed.expected, full_restore=True)
+        backup.verify(record, DB, USER, bed.conninfo, bed.recorded[kind], full_restore=True, connections=connections)
         return Path(record.dump)
     return candidate
 
@@ -159,8 +170,13 @@ def directory_jobs(bed: Bed) -> Path:
 CANDIDATES: dict[str, tuple[str, Callable[[Bed], Path]]] = {
     "today": ("-Fc at the default level 6, restored while it streams, compared with the state recorded before",
               suite_backup(None, streamed=True, in_snapshot=False)),
-    CHOSEN: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared",
-             suite_backup(1, streamed=True, in_snapshot=True)),
+    BEFORE: ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared by md5 "
+             "checksums, one connection", suite_backup(1, streamed=True, in_snapshot=True, kind="md5", connections=1)),
+    "z1_streamed_h64": ("-Fc -Z1 in the recorded state's snapshot, restored while it streams, then compared by "
+                        "hashtextextended (h64) checksums, one connection",
+                        suite_backup(1, streamed=True, in_snapshot=True, connections=1)),
+    CHOSEN: ("as z1_streamed_h64, the scratch's tables read in page ranges over two connections",
+             suite_backup(1, streamed=True, in_snapshot=True, connections=2)),
     "z0_streamed": ("-Fc -Z0 (uncompressed) in the recorded state's snapshot, restored while it streams, then "
                     "compared", suite_backup(0, streamed=True, in_snapshot=True)),
     "z1_restore_after": ("-Fc -Z1 in the snapshot, restored from the file once written, then compared",
@@ -202,9 +218,11 @@ def measure(install: Installation, size_mb: int, reps: int, scratch: Path, only:
     bed = Bed(install, scratch)
     names = [name for name in CANDIDATES if not only or name in only]
     runs: dict[str, list[dict]] = {name: [] for name in ("raw", *names)}
-    record_s = []
+    record_s: dict[str, list[float]] = {}
+    kinds = {dbstate.CURRENT_CHECKSUM} | ({"md5"} if BEFORE in names else set())
     for rep in range(reps):
-        record_s.append(bed.record_state())
+        for kind, seconds in bed.record_state(kinds).items():
+            record_s.setdefault(kind, []).append(seconds)
         order = ["raw", *names]
         order = order[rep % len(order):] + order[:rep % len(order)]
         for name in order:
@@ -230,8 +248,16 @@ def measure(install: Installation, size_mb: int, reps: int, scratch: Path, only:
                 "ratio_to_raw": round(raw_wall / wall, 2),
                 "cpu_ratio_to_raw": None if cpu is None or raw_cpu is None else round(raw_cpu / cpu, 2)}
     return {"database_mb": round(size / 1024 / 1024), "reps": reps, "chosen": CHOSEN,
-            "record_state_s": round(statistics.median(record_s), 1),
+            "record_state_s": {kind: round(statistics.median(values), 1) for kind, values in record_s.items()},
+            "parallel_query": parallel_settings(bed),
             "raw": summary("raw"), "candidates": {name: summary(name) for name in names}}
+
+
+def parallel_settings(bed: Bed) -> dict[str, str]:
+    """The server's parallel query settings: a one-connection checksum may still use several cores."""
+    with psycopg.connect(**bed.conninfo, dbname=NAME) as conn:
+        return {name: conn.execute(f"SHOW {name}").fetchone()[0]
+                for name in ("max_parallel_workers_per_gather", "max_parallel_workers")}
 
 
 def median_or_none(values: list[float | None]) -> float | None:

@@ -32,7 +32,9 @@ class InstallState:
         return cls(**data)
 
 
-def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connection) -> InstallState:
+def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connection,
+            checksum: str = dbstate.CURRENT_CHECKSUM) -> InstallState:
+    """The state as it is; ``checksum``: the kind of table checksum (a recorded state's, to compare with it)."""
     images = {}
     for service, spec in profile.services.items():
         try:
@@ -47,7 +49,7 @@ def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connect
         revision=revisions[0] if len(revisions) == 1 else None,
         image_ids=images,
         containers={service: spec.container for service, spec in profile.services.items()},
-        tables={name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn).items()},
+        tables={name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn, kind=checksum).items()},
         schema=schema_fingerprint.capture(conn).to_json(),
     )
 

@@ -19,8 +19,8 @@ import docker.errors
 import psycopg
 import requests
 
-from runbook import (backup, delta_backup, drain, gitrepo, profile as profiles, schema_checks, service_checks,
-                     startup, state)
+from runbook import (backup, dbstate, delta_backup, drain, gitrepo, profile as profiles, schema_checks,
+                     service_checks, startup, state)
 from runbook.compose import Compose, tag_images
 from runbook.errors import Problem
 from runbook.journal import Journal
@@ -120,8 +120,10 @@ class Upgrade:
         return self.profile.container("database")
 
     def capture(self, current: Profile) -> state.InstallState:
+        """The state now, its checksums of the recorded state's kind (a resumed run's may be older)."""
+        kind = dbstate.checksum_kind(self.before.tables) if self.before else dbstate.CURRENT_CHECKSUM
         with self.connect() as conn:
-            return state.capture(current, self.client, conn)
+            return state.capture(current, self.client, conn, checksum=kind)
 
     # -- stages --------------------------------------------------------------------------------
     def run_stage(self, stage: Stage) -> float:
