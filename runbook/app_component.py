@@ -90,8 +90,8 @@ class AppComponentUpgrade(Upgrade):
         if self.component == "frontend":  # the backend keeps serving and writing: no quiet state to record
             stop_containers(self.client, self.containers(old))
             return
-        drain.stop_old(self.client, old, self.new_profile, self.settings.drain_deadline_s, [old.container("celery-beat")],
-                       [old.container("backend")], old.container("worker"))
+        drain.stop_old(self.client, old, self.new_profile, self.settings.drain_deadline_s,
+                       [old.container("celery-beat")], [old.container("backend")], old.container("worker"))
         self.record_at_stop()
 
     def stage_migrate(self) -> None:

@@ -49,7 +49,8 @@ def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connect
         revision=revisions[0] if len(revisions) == 1 else None,
         image_ids=images,
         containers={service: spec.container for service, spec in profile.services.items()},
-        tables={name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn, kind=checksum).items()},
+        tables={name: {"rows": s.rows, "checksum": s.checksum}
+                for name, s in dbstate.table_states(conn, kind=checksum).items()},
         schema=schema_fingerprint.capture(conn).to_json(),
     )
 

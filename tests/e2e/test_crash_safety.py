@@ -182,8 +182,8 @@ def test_killed_run_is_refused_until_resume_settles_it(pytester: pytest.Pytester
     assert f"ERROR: --resume: the last upgrade run ended '{settled['outcome']}'; there is nothing to resume" in again.output
 
 
-def test_resume_of_a_run_an_older_suite_recorded_compares_its_md5_checksums(pytester: pytest.Pytester,
-                                                                          baseline: Installation, tmp_path: Path) -> None:
+def test_resume_of_a_run_an_older_suite_recorded_compares_its_md5_checksums(
+        pytester: pytest.Pytester, baseline: Installation, tmp_path: Path) -> None:
     """A run killed under a suite version that recorded md5 checksums (a bare sum per table) is
     resumed by this one: its rollback computes md5 checksums to compare with them, finds the data
     as recorded and needs no emergency restore (compared with h64 sums, every table would differ)."""
