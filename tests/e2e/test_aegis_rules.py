@@ -3,10 +3,12 @@ sandbox with the bundle cloned in ``backend/aegis``: a good rule release is serv
 count and nothing but the backend and worker restarts; the empty release (engine health 503) is
 detected and rolled back to the recorded commit, serving the recorded count; a run killed while
 the new backend starts is settled by ``--resume`` the same way. The database is as recorded in each
-case (every table's rows and checksum, the schema)."""
+case (every table's rows and checksum, the schema). ``--plan`` changes nothing, the bundle's
+checkout included."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -16,12 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from runbook import gitrepo
+from runbook import aegis_rules, gitrepo
 from sandbox import aegis_bundle
 from sandbox.installation import Installation
 from tests.e2e.test_app_component import started_at
 from tests.e2e.test_crash_safety import wait_for_stage
-from tests.sandbox_state import journal, snapshot
+from tests.sandbox_state import engine_and_files, journal, snapshot
 from tests.sessions import kill_session
 from tests.suite_runner import ROOT, run_suite
 
@@ -83,6 +85,24 @@ def test_rules_that_cannot_work_are_refused_in_one_line(pytester: pytest.Pyteste
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert said.format(bundle=ready.directory / aegis_bundle.BUNDLE_DIR) in result.output
     assert "Traceback" not in result.output and not (ready.directory / ".openwatch-upgrade").exists()
+
+
+def test_rules_plan_changes_nothing(pytester: pytest.Pytester, with_bundle: Installation) -> None:
+    """``--component aegis --rules REF --plan``: the rule update's own stages, and nothing changed (the
+    bundle's checkout, the containers, files, volumes and data as they were)."""
+    install = with_bundle
+    before, around = snapshot(install), engine_and_files(install)
+    commit, served = bundle_commit(install), engine(install)
+    run = run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--component", "aegis",
+                    "--rules", "aegis-2026.2", "--ignore-maintenance", "--plan")
+    assert run.ret == 0, run.output[-3000:]
+    assert run.outcomes == {"test_plan": "passed"}, run.outcomes
+    assert f"PLAN (nothing was changed): upgrade the aegis component of {install.directory}" in run.output
+    planned = re.findall(r"^\s+\d+\. (\w+): ", run.output, re.MULTILINE)
+    assert planned == [stage.name for stage in aegis_rules.STAGES]
+    assert engine_and_files(install) == around
+    assert (snapshot(install), bundle_commit(install), engine(install)) == (before, commit, served)
+    assert not (install.directory / ".openwatch-upgrade.lock").exists()
 
 
 def test_good_rules_release_is_served_and_only_backend_and_worker_restart(

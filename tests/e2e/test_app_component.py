@@ -1,16 +1,19 @@
 """Backend only and frontend only, for real on the sandbox: only the component's containers are
 rebuilt and restarted (the others' start times do not move), the backend migrates because v0.2.0
 has new revisions, the frontend never does; a backend-only upgrade to a release whose /health
-stays 503 is rolled back without restarting the frontend, database or Redis, data as recorded."""
+stays 503 is rolled back without restarting the frontend, database or Redis, data as recorded;
+``--plan`` for either lists the component's stages and changes nothing."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
 
+from runbook import app_component
 from sandbox.installation import Installation
-from tests.sandbox_state import journal, snapshot
+from tests.sandbox_state import engine_and_files, journal, snapshot
 from tests.suite_runner import run_suite
 
 pytestmark = [pytest.mark.component, pytest.mark.slow]
@@ -27,6 +30,26 @@ def started_at(names: tuple[str, ...]) -> dict[str, str]:
 def component_run(pytester: pytest.Pytester, install: Installation, component: str, target: str):
     return run_suite(pytester, "upgrade", "--install-dir", str(install.directory), "--component", component,
                      "--target", target, "--ignore-maintenance")
+
+
+@pytest.mark.parametrize("component", ["backend", "frontend"])
+def test_component_plan_changes_nothing(pytester: pytest.Pytester, baseline: Installation, component: str) -> None:
+    """``--component X --plan``: the component's own stages and what each changes, and nothing changed
+    (no container created, recreated or restarted, no image built, no file, volume or row touched)."""
+    database, around = snapshot(baseline), engine_and_files(baseline)
+    run = run_suite(pytester, "upgrade", "--install-dir", str(baseline.directory), "--component", component,
+                    "--target", "v0.2.0", "--ignore-maintenance", "--plan")
+    assert run.ret == 0, run.output[-3000:]
+    assert run.outcomes == {"test_plan": "passed"}, run.outcomes
+    assert re.search(rf"PLAN \(nothing was changed\): upgrade the {component} component of "
+                     rf"{re.escape(str(baseline.directory))} from {re.escape(database['version'])} \(\w+\) to v0\.2\.0 "
+                     rf"\(tag \w+\)", run.output), run.output[-3000:]
+    planned = re.findall(r"^\s+\d+\. (\w+): ", run.output, re.MULTILINE)
+    assert planned == [stage.name for stage in app_component.STAGES]
+    assert f"      changes: {app_component.EFFECTS['drain_and_stop']}" in run.output
+    assert engine_and_files(baseline) == around
+    assert snapshot(baseline) == database
+    assert not (baseline.directory / ".openwatch-upgrade.lock").exists()
 
 
 def test_backend_only_then_frontend_only(pytester: pytest.Pytester, baseline: Installation) -> None:
