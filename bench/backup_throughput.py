@@ -70,7 +70,7 @@ class Bed:
             started = time.monotonic()
             snapshot = backup.Snapshot({**self.conninfo, "dbname": NAME})
             try:
-                self.recorded[kind] = as_json(dbstate.table_states(snapshot.conn, kind=kind))
+                self.recorded[kind] = dbstate.as_json(dbstate.table_states(snapshot.conn, kind=kind))
             finally:
                 snapshot.close()
             seconds[kind] = time.monotonic() - started
@@ -85,10 +85,6 @@ class Bed:
         folder = self.scratch / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-
-
-def as_json(states: dict[str, dbstate.TableState]) -> dict[str, dict]:
-    return {name: {"rows": s.rows, "checksum": s.checksum} for name, s in states.items()}
 
 
 def raw(bed: Bed) -> Path:
@@ -126,7 +122,7 @@ def checksums_during_dump(bed: Bed) -> Path:
     try:
         record = backup.take(bed.install.directory, bed.folder("during"), DB, USER, NAME, "bench",
                              restore_into="openwatch_verify_bench", snapshot=snapshot)
-        expected = as_json(live.result())
+        expected = dbstate.as_json(live.result())
     except BaseException:
         snapshot.conn.cancel()
         raise
@@ -159,7 +155,7 @@ def directory_jobs(bed: Bed) -> Path:
         subprocess.run([*docker, "pg_restore", "-U", USER, "-d", scratch, "--no-owner", "--exit-on-error", "-j2",
                         inside], check=True)
         with psycopg.connect(**bed.conninfo, dbname=scratch) as conn:
-            if as_json(dbstate.table_states(conn)) != bed.expected:
+            if dbstate.as_json(dbstate.table_states(conn)) != bed.expected:
                 raise RuntimeError("directory-format restore differs from the live database")
     finally:
         backup.drop_scratch(DB, USER, scratch)

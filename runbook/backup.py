@@ -261,7 +261,7 @@ def verify(record: BackupRecord, container: str, user: str, conninfo: dict, expe
             with psycopg.connect(**conninfo, dbname=scratch, connect_timeout=5) as conn:
                 states = (dbstate.table_states_parallel({**conninfo, "dbname": scratch}, kind, connections)
                           if connections > 1 else dbstate.table_states(conn, kind=kind))
-                found = {n: {"rows": s.rows, "checksum": s.checksum} for n, s in states.items()}
+                found = dbstate.as_json(states)
                 schema = schema_fingerprint.capture(conn)
         finally:
             drop_scratch(container, user, scratch)

@@ -33,6 +33,11 @@ class TableState:
     checksum: str  # "<kind>:<sum>" (a bare sum: the md5 kind)
 
 
+def as_json(states: Mapping[str, TableState]) -> dict[str, dict]:
+    """``states`` as a journal records them and the comparisons read them: table -> {"rows", "checksum"}."""
+    return {name: {"rows": state.rows, "checksum": state.checksum} for name, state in states.items()}
+
+
 def checksum_kind(tables: Mapping[str, Mapping]) -> str:
     """The one kind of checksum of recorded ``tables`` (table -> {"rows", "checksum"}); the current
     kind when none is recorded."""

@@ -49,8 +49,7 @@ def capture(profile: Profile, client: docker.DockerClient, conn: psycopg.Connect
         revision=revisions[0] if len(revisions) == 1 else None,
         image_ids=images,
         containers={service: spec.container for service, spec in profile.services.items()},
-        tables={name: {"rows": s.rows, "checksum": s.checksum}
-                for name, s in dbstate.table_states(conn, kind=checksum).items()},
+        tables=dbstate.as_json(dbstate.table_states(conn, kind=checksum)),
         schema=schema_fingerprint.capture(conn).to_json(),
     )
 

@@ -16,7 +16,7 @@ DB, USER, NAME = "openwatch-db", "openwatch", "openwatch"
 
 
 def recorded(conn, kind: str = dbstate.CURRENT_CHECKSUM) -> dict[str, dict]:
-    return {name: {"rows": s.rows, "checksum": s.checksum} for name, s in dbstate.table_states(conn, kind=kind).items()}
+    return dbstate.as_json(dbstate.table_states(conn, kind=kind))
 
 
 def test_a_write_between_recording_and_dumping_is_in_neither(baseline: Installation, tmp_path: Path) -> None:

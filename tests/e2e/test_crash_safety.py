@@ -189,8 +189,7 @@ def test_resume_of_a_run_an_older_suite_recorded_compares_its_md5_checksums(
     as recorded and needs no emergency restore (compared with h64 sums, every table would differ)."""
     before = snapshot(baseline)
     with baseline.connect() as conn:
-        legacy = {name: {"rows": s.rows, "checksum": s.checksum}
-                  for name, s in dbstate.table_states(conn, kind=dbstate.LEGACY_CHECKSUM).items()}
+        legacy = dbstate.as_json(dbstate.table_states(conn, kind=dbstate.LEGACY_CHECKSUM))
     assert all(":" not in table["checksum"] for table in legacy.values())
     proc = start_upgrade(baseline, tmp_path / "killed", start_new_session=True)
     assert wait_for_stage(baseline, proc, "start"), proc.communicate()[0]
