@@ -96,10 +96,43 @@ def assert_rolled_back(run: SuiteRun, install: Installation, before: dict, tier:
     assert not (install.directory / ".openwatch-upgrade.lock").exists()
 
 
+def assert_report_reads_as_a_change_record(run: SuiteRun, install: Installation, target: str, outcome: str,
+                                          tone: str) -> None:
+    """Chromium at 1280 px: the verdict card on the first screen; printed, the verdict on page one. Called
+    on the runs of an upgrade and of a rollback that other tests make anyway (one run, both checks)."""
+    html = Path(run.bundle["artifacts"]["html"])
+    screenshot = ROOT / "reports" / f"screenshot-{outcome.split()[0].lower()}.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    rendered, pages = browser.look_at(html, screenshot, tone)
+    release = releases.BY_TAG[target]
+    after = release if outcome == "UPGRADED" else releases.OLDEST
+    title = f"CHG-E2E · upgrade 0.1.0 → {target} · {socket.gethostname()} · {outcome}"
+    assert f"<title id=\"head-title\">{title}</title>" in rendered.dom
+    card = rendered.dom[rendered.dom.index('id="verdict"'):rendered.dom.index("</section>")]
+    assert f"verdict--{tone}" in card and f'verdict__word">{outcome}<' in card
+    for shown in ("0.1.0", after.version, releases.OLDEST.head, after.head, "User-visible downtime",
+                  "restored into a scratch database and compared table by table", "sha256"):
+        assert shown in card, shown
+    assert run.bundle["change"]["version"] == {"before": "0.1.0", "after": after.version}
+    assert run.bundle["change"]["git_commit"]["after"] == gitrepo.git(install.directory, "rev-parse", "HEAD").strip()
+    proofs = run.bundle["data_integrity"]
+    assert proofs and all(proof["expected"] for proof in proofs)
+    assert f"Data integrity: all {len(proofs)} tables accounted for" in rendered.dom
+    assert 'id="upgrade-timeline"' in rendered.dom and "seconds from the first stop of the app" in rendered.dom
+    if tone == "rolledback":
+        assert "Failed stage" in card and "alembic upgrade head failed" in card and "rollback: start the old version and wait healthy" in rendered.dom
+        assert all(proof["note"] == "identical" for proof in proofs)
+    assert outcome in pages[0] and "CHG-E2E" in pages[0] and "Data integrity" in "".join(pages)
+    print(f"report {outcome}: {html.stat().st_size} bytes, first screen in {rendered.seconds:.2f}s, "
+          f"{len(pages)} PDF pages, {screenshot.with_suffix('.pdf').stat().st_size} bytes")
+
+
 def test_upgrades_through_every_release_preserving_data(pytester: pytest.Pytester, baseline: Installation) -> None:
     with baseline.connect() as conn:
         failed_results = conn.execute("SELECT count(*) FROM scan_results WHERE status = 'fail'").fetchone()[0]
-    assert_upgraded(upgrade(pytester, baseline, "v0.2.0"), baseline, "v0.2.0")
+    first = upgrade(pytester, baseline, "v0.2.0")
+    assert_upgraded(first, baseline, "v0.2.0")
+    assert_report_reads_as_a_change_record(first, baseline, "v0.2.0", "UPGRADED", "good")
     with baseline.connect() as conn:
         assert conn.execute("SELECT count(*) FROM hosts WHERE os_family IS NOT NULL").fetchone()[0] == SEEDED.hosts
         assert conn.execute("SELECT sum(failed_count) FROM scans").fetchone()[0] == failed_results
@@ -118,6 +151,7 @@ def test_upgrades_from_oldest_to_major_in_one_step(pytester: pytest.Pytester, ba
         assert conn.execute("SELECT count(*) FROM hosts WHERE os_family = 'rhel'").fetchone()[0] == SEEDED.hosts // 4
 
 
+# The report of one rolled-back run is also looked at in a browser (the verdict card of a rollback).
 @pytest.mark.parametrize(("target", "failed_stage", "tier", "why"), [pytest.param(*case, id=case[0]) for case in (
     ("v0.2.0-fault-migration", "migrate", "quick", "alembic upgrade head failed"),
     # The start stage names the rule that judged the new version failed (never Docker's late verdict).
@@ -135,6 +169,8 @@ def test_fault_release_is_rolled_back_with_data_identical(pytester: pytest.Pytes
     assert_rolled_back(run, baseline, before, tier, failed_stage)
     message = run.messages[f"test_stage[{failed_stage}]"]
     assert why in message and "\n" not in message, message
+    if target == "v0.2.0-fault-migration":
+        assert_report_reads_as_a_change_record(run, baseline, target, f"ROLLED BACK ({tier})", "rolledback")
 
 
 FOUND_AFTER_FAILURE = [
@@ -303,39 +339,6 @@ def test_rollback_to_undoes_a_finished_upgrade_and_keeps_later_writes(pytester: 
         assert conn.execute("SELECT count(*) FROM hosts").fetchone()[0] == SEEDED.hosts + 1
         assert conn.execute("SELECT ip_address FROM hosts WHERE hostname = 'rhel-9999'").fetchone() == (
             "198.51.100.250",)
-
-
-@pytest.mark.parametrize(("target", "outcome", "tone"), [("v0.2.0", "UPGRADED", "good"),
-                                                         ("v0.2.0-fault-migration", "ROLLED BACK (quick)", "rolledback")])
-def test_report_is_a_change_record_in_a_real_browser(pytester: pytest.Pytester, baseline: Installation, target: str,
-                                                     outcome: str, tone: str) -> None:
-    """Chromium at 1280 px: the verdict card on the first screen; printed, the verdict on page one."""
-    run = upgrade(pytester, baseline, target)
-    html = Path(run.bundle["artifacts"]["html"])
-    screenshot = ROOT / "reports" / f"screenshot-{outcome.split()[0].lower()}.png"
-    screenshot.parent.mkdir(exist_ok=True)
-    rendered, pages = browser.look_at(html, screenshot, tone)
-    release = releases.BY_TAG[target]
-    after = release if outcome == "UPGRADED" else releases.OLDEST
-    title = f"CHG-E2E · upgrade 0.1.0 → {target} · {socket.gethostname()} · {outcome}"
-    assert f"<title id=\"head-title\">{title}</title>" in rendered.dom
-    card = rendered.dom[rendered.dom.index('id="verdict"'):rendered.dom.index("</section>")]
-    assert f"verdict--{tone}" in card and f'verdict__word">{outcome}<' in card
-    for shown in ("0.1.0", after.version, releases.OLDEST.head, after.head, "User-visible downtime",
-                  "restored into a scratch database and compared table by table", "sha256"):
-        assert shown in card, shown
-    assert run.bundle["change"]["version"] == {"before": "0.1.0", "after": after.version}
-    assert run.bundle["change"]["git_commit"]["after"] == gitrepo.git(baseline.directory, "rev-parse", "HEAD").strip()
-    proofs = run.bundle["data_integrity"]
-    assert proofs and all(proof["expected"] for proof in proofs)
-    assert f"Data integrity: all {len(proofs)} tables accounted for" in rendered.dom
-    assert 'id="upgrade-timeline"' in rendered.dom and "seconds from the first stop of the app" in rendered.dom
-    if tone == "rolledback":
-        assert "Failed stage" in card and "alembic upgrade head failed" in card and "rollback: start the old version and wait healthy" in rendered.dom
-        assert all(proof["note"] == "identical" for proof in proofs)
-    assert outcome in pages[0] and "CHG-E2E" in pages[0] and "Data integrity" in "".join(pages)
-    print(f"report {outcome}: {html.stat().st_size} bytes, first screen in {rendered.seconds:.2f}s, "
-          f"{len(pages)} PDF pages, {screenshot.with_suffix('.pdf').stat().st_size} bytes")
 
 
 def write_while_the_old_version_serves(install: Installation, deadline_s: float = 300) -> dict:
