@@ -338,11 +338,24 @@ def from_environment(default: str = "tests") -> PrivateEngine:
     """The engine named by ``OPENWATCH_TEST_ENGINE``; under ``pytest -n`` each worker after the first
     gets its own (the name's first six letters and the worker's number), as two installations cannot
     share one engine's ports and subnet."""
-    name = os.environ.get("OPENWATCH_TEST_ENGINE", default)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    if worker != "gw0":
-        name = f"{name[:6]}{worker.removeprefix('gw')}"
-    return PrivateEngine(name)
+    return PrivateEngine(worker_engine_name(os.environ.get("OPENWATCH_TEST_ENGINE", default),
+                                            os.environ.get("PYTEST_XDIST_WORKER", "gw0")))
+
+
+def worker_engine_name(base: str, worker: str) -> str:
+    return base if worker == "gw0" else f"{base[:6]}{worker.removeprefix('gw')}"
+
+
+def shared_slot(names: list[str]) -> str | None:
+    """Two of ``names`` whose engines would take the same addresses (subnets and ports come from the
+    slot), worded for an error line; None when every slot differs."""
+    taken: dict[int, str] = {}
+    for name in names:
+        slot = PrivateEngine(name).slot
+        if slot in taken and taken[slot] != name:
+            return f"{taken[slot]} and {name} (slot {slot})"
+        taken[slot] = name
+    return None
 
 
 def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:

@@ -22,11 +22,19 @@ PROGRESS_FILE_ENV = "OPENWATCH_PROGRESS_FILE"
 def pytest_configure(config: pytest.Config) -> None:
     """Under ``pytest -n`` the workers' live log is not shown: with ``OPENWATCH_PROGRESS_FILE`` set, each
     process appends its progress lines (and each test's start) there, for CI to follow with ``tail -F``.
-    A bad ``OPENWATCH_FLEET_ENGINES`` is refused in one line before anything runs."""
+    A bad ``OPENWATCH_FLEET_ENGINES``, or engines of this run that would share addresses (``-n 3`` gives
+    tests2, whose slot is fleetc's), is refused in one line before anything runs."""
     try:
-        host_engines()
+        fleet = host_engines()
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    workers = config.getoption("numprocesses", None)
+    if isinstance(workers, int) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        base = os.environ.get("OPENWATCH_TEST_ENGINE", "tests")
+        clash = engines.shared_slot([engines.worker_engine_name(base, f"gw{n}") for n in range(workers)] + list(fleet))
+        if clash:
+            raise pytest.UsageError(f"with -n {workers} the private engines {clash} would share addresses; set "
+                                    "OPENWATCH_TEST_ENGINE or OPENWATCH_FLEET_ENGINES to other names")
     target = os.environ.get(PROGRESS_FILE_ENV)
     if not target:
         return

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from sandbox.engine import FENCED_RANGES, EngineError, PrivateEngine, from_environment, host_resolvers
+from sandbox.engine import FENCED_RANGES, EngineError, PrivateEngine, from_environment, host_resolvers, shared_slot
 from sandbox.installation import Ports
 
 REAL_OPENWATCH_PORTS = {Ports().postgres, Ports().backend, Ports().frontend}
@@ -54,6 +57,22 @@ def test_each_parallel_test_worker_gets_an_engine_of_its_own(base: str, monkeypa
     assert _engines_apart(named["gw0"], named["gw1"])
     monkeypatch.delenv("PYTEST_XDIST_WORKER")
     assert from_environment().name == base  # a run without -n
+
+
+def test_engines_of_one_run_that_would_share_addresses_are_named() -> None:
+    assert shared_slot(["tests", "tests1", "fleeta", "fleetb", "fleetc"]) is None  # make test's -n 2
+    assert shared_slot(["tests", "tests1", "tests2", "fleeta", "fleetb", "fleetc"]) == "tests2 and fleetc (slot 2)"
+
+
+def test_more_workers_than_the_engines_allow_is_a_usage_error_before_anything_runs() -> None:
+    """``-n 3`` with the default names: the third worker's engine (tests2) has the fleet bed's fleetc slot."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/unit/test_private_engine.py", "-n", "3", "-q",
+                           "-p", "no:cacheprovider", "-k", "nothing_matches_this"], cwd=root, capture_output=True,
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "OPENWATCH_TEST_ENGINE": "tests"})
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "with -n 3 the private engines tests2 and fleetc (slot 2) would share addresses" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("name", ["", "Tests", "../etc", "waytoolongname"])
