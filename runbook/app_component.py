@@ -83,7 +83,7 @@ class AppComponentUpgrade(Upgrade):
         compose = Compose.of(self.new_profile)
         compose("build", "--quiet", *self.services(self.new_profile), timeout=3600)
         if self.component == "backend":
-            self.remember(alembic_ini=compose.alembic_ini())
+            self.remember(alembic_ini=compose.alembic_ini(self.client))
 
     def stage_drain_and_stop(self) -> None:
         old = self.profile

@@ -15,7 +15,6 @@ from runbook.profile import Profile, compose_command
 from runbook.shell import CommandError, progress, run
 
 ALEMBIC_INI_CANDIDATES = ("/app/backend/alembic.ini", "/openwatch/backend/alembic.ini")
-FIND_FILE = "import os, sys; print(next((p for p in sys.argv[1:] if os.path.isfile(p)), ''))"
 
 
 class Compose:
@@ -56,12 +55,23 @@ class Compose:
         where = ["--workdir", workdir] if workdir else []
         return self("run", "--rm", "--no-deps", "-T", *where, "backend", *argv, timeout=timeout, check=check)
 
-    def alembic_ini(self) -> str:
-        """Where this release's image keeps alembic.ini (the procedure names two different paths)."""
-        found = self.run_backend("python3", "-c", FIND_FILE, *ALEMBIC_INI_CANDIDATES, timeout=120).stdout.strip()
-        if not found:
-            raise CommandError(["alembic.ini lookup"], 1, f"none of {', '.join(ALEMBIC_INI_CANDIDATES)} in the image")
-        return found
+    def alembic_ini(self, client: docker.DockerClient) -> str:
+        """Where this release's backend image keeps alembic.ini (the procedure names two different paths).
+        Read from a created, never started, container of the image: no process runs for the lookup."""
+        image = self.image_names()["backend"]
+        container = client.containers.create(image, command=["true"])
+        try:
+            for candidate in ALEMBIC_INI_CANDIDATES:
+                try:
+                    stream, _ = container.get_archive(candidate)
+                except docker.errors.NotFound:
+                    continue
+                for _ in stream:  # the file's tar, a few kB: read so the connection is free again
+                    pass
+                return candidate
+        finally:
+            container.remove(force=True)
+        raise CommandError(["alembic.ini lookup"], 1, f"none of {', '.join(ALEMBIC_INI_CANDIDATES)} in {image}")
 
     def alembic(self, ini: str, *args: str, check: bool = True):
         """From the folder that holds alembic.ini, as Alembic's relative ``script_location`` expects

@@ -36,5 +36,5 @@ def from_journal(profile: profiles.Profile, client, settings, tag: str) -> Upgra
     upgrade = Upgrade(profile, client, settings, journal)
     compose = Compose.of(profile)  # the installed (new) release: its image downgrades, its names are tagged
     upgrade.adopt(RunRecord.read(journal.data), new_profile=profile, image_names=compose.image_names(),
-                  alembic_ini=compose.alembic_ini())
+                  alembic_ini=compose.alembic_ini(client))
     return upgrade

@@ -205,7 +205,7 @@ class Upgrade:
     def stage_build(self) -> None:
         compose = Compose.of(self.new_profile)
         seconds = compose.build()
-        self.remember(alembic_ini=compose.alembic_ini())
+        self.remember(alembic_ini=compose.alembic_ini(self.client))
         progress(f"built {self.settings.target.label} in {seconds:.0f}s; alembic.ini at {self.alembic_ini}")
 
     def stage_drain_and_stop(self) -> None:
