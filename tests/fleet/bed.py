@@ -17,11 +17,13 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runbook.shell import progress, run
 from sandbox import images
 from sandbox.engine import NAME_PATTERN, PrivateEngine
+from tests.fleet import hostctl
 from tests.fleet.firewall import BedFirewall
 from tests.fleet.host import ROOT, SimulatedHost, openssh_root
 
@@ -68,6 +70,29 @@ def image_id(engine: PrivateEngine, tag: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def all_up(probe: dict) -> bool:
+    """Every container of the probe running, and healthy where it has a health check."""
+    return bool(probe["containers"]) and all(state["running"] and state["health"] in (None, "healthy")
+                                             for state in probe["containers"].values())
+
+
+def tear_down_host(host: SimulatedHost) -> list[str]:
+    """One host's sandbox, sshd, engine and namespace removed, each step tried whatever the others did;
+    what failed."""
+    steps = [host.stop_sshd, host.engine.stop, host.delete_network]
+    if host.install_dir.exists() and host.engine.running_pid() is not None:
+        steps.insert(0, lambda: run(host.inside([
+            sys.executable, "-m", "sandbox", "down", "--dir", str(host.install_dir), "--engine", host.engine_name]),
+            cwd=ROOT, env=host.environment()))
+    failed = []
+    for step in steps:
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - the other steps must still run
+            failed.append(f"{host.name}: {error}")
+    return failed
+
+
 class Bed:
     """Hosts up (network, engine, sshd), their OpenWatch installed at the oldest release, and the
     inventory and SSH settings Ansible needs; :meth:`tear_down` removes all of it."""
@@ -81,6 +106,7 @@ class Bed:
         self.known_hosts = home / "control" / "known_hosts"
         self.created_privsep_dir = False
         self.timings: dict[str, float] = {}
+        self.baseline: dict[str, dict] = {}
 
     def host(self, name: str) -> SimulatedHost:
         return next(host for host in self.hosts if host.name == name)
@@ -143,8 +169,27 @@ class Bed:
                    env=host.environment(), timeout=900)
         return json.loads(proc.stdout)
 
-    def probe(self) -> dict[str, dict]:
-        return {host.name: self.hostctl(host, "probe", str(host.install_dir)) for host in self.hosts}
+    def probe(self, settled: bool = False) -> dict[str, dict]:
+        """Every host's :func:`hostctl.probe`, in parallel."""
+        command = "settled-probe" if settled else "probe"
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            found = pool.map(lambda host: self.hostctl(host, command, str(host.install_dir)), self.hosts)
+            return dict(zip([host.name for host in self.hosts], found))
+
+    def restore(self) -> tuple[dict[str, dict], list[str], list[str]]:
+        """Every host back at its baseline, decided per host from facts: one whose probe (once its
+        containers' health checks ran) equals its baseline, every container running and healthy, only
+        loses the journal and lock a run left; every other one gets the full :meth:`reset`. Returns each
+        host's probe afterwards, the hosts reset and the hosts only cleaned."""
+        found = self.probe(settled=True)
+        cleaned = [host.name for host in self.hosts
+                   if found[host.name] == self.baseline[host.name] and all_up(found[host.name])]
+        for name in cleaned:
+            hostctl.clean(self.host(name).install_dir)
+        reset = [host.name for host in self.hosts if host.name not in cleaned]
+        if reset:
+            found.update(self.reset(tuple(reset)))
+        return found, reset, cleaned
 
     def reset(self, names: tuple[str, ...] | None = None) -> dict[str, dict]:
         """Every host (or those named) back at the oldest release with its baseline data (in parallel)."""
@@ -176,20 +221,10 @@ class Bed:
         return path
 
     def tear_down(self) -> list[str]:
-        """Remove everything, each step tried whatever the others did; return what failed or is still
-        there (the fixture asserts it is nothing)."""
-        failed = []
-        for host in self.hosts:
-            steps = [host.stop_sshd, host.engine.stop, host.delete_network]
-            if host.install_dir.exists() and host.engine.running_pid() is not None:
-                steps.insert(0, lambda host=host: run(host.inside([
-                    sys.executable, "-m", "sandbox", "down", "--dir", str(host.install_dir), "--engine", host.engine_name]),
-                    cwd=ROOT, env=host.environment()))
-            for step in steps:
-                try:
-                    step()
-                except Exception as error:  # noqa: BLE001 - the other steps must still run
-                    failed.append(f"{host.name}: {error}")
+        """Remove everything, the hosts in parallel, each step tried whatever the others did; return
+        what failed or is still there (the fixture asserts it is nothing)."""
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            failed = [problem for problems in pool.map(tear_down_host, self.hosts) for problem in problems]
         self.firewall.close()
         if self.created_privsep_dir and PRIVSEP_DIR.exists() and not self.other_beds():
             PRIVSEP_DIR.rmdir()
