@@ -64,8 +64,8 @@ def fresh(bed: Bed) -> Iterator[Bed]:
     yield bed
     started = time.monotonic()
     found, reset, cleaned = bed.restore()
-    progress(f"fleet bed restored in {time.monotonic() - started:.1f}s: reset {len(reset)} ({', '.join(reset)}), "
-             f"cleaned {len(cleaned)} ({', '.join(cleaned)})")
+    progress(f"fleet bed restored in {time.monotonic() - started:.1f}s: reset {len(reset)} "
+             f"({', '.join(reset) or 'none'}), only cleaned {len(cleaned)} ({', '.join(cleaned) or 'none'})")
     assert found == bed.baseline
 
 

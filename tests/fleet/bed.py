@@ -50,19 +50,36 @@ def host_engines(environ: dict[str, str] | None = None) -> tuple[str, ...]:
     return names
 
 
-def copy_images(source: PrivateEngine, target: PrivateEngine) -> list[str]:
-    """The sandbox's base and infrastructure images, from ``source`` to ``target`` where missing
-    or of other content (``docker save | docker load``, never a rebuild)."""
+def copy_images(source: PrivateEngine, targets: list[PrivateEngine], scratch: Path) -> dict[str, list[str]]:
+    """The sandbox's base and infrastructure images, from ``source`` to each target where missing or of
+    other content: one ``docker save`` into ``scratch``, ``docker load``-ed into the targets in parallel
+    (never a rebuild). Returns each target's images copied."""
     wanted = [images.BASE_IMAGE, *(image.tag for image in images.INFRA_IMAGES)]
-    missing = [tag for tag in wanted if image_id(target, tag) != image_id(source, tag)]
-    if missing:
-        save = subprocess.Popen(["docker", "--host", source.host, "save", *missing], stdout=subprocess.PIPE)
-        load = subprocess.run(["docker", "--host", target.host, "load", "--quiet"], stdin=save.stdout,
-                              capture_output=True, text=True, timeout=600)
-        save.stdout.close()
-        if save.wait(timeout=60) != 0 or load.returncode != 0:
-            raise RuntimeError(f"docker save | load into {target.name} failed: {load.stderr.strip()}")
+    source_ids = {tag: image_id(source, tag) for tag in wanted}
+    missing = {target.name: [tag for tag in wanted if image_id(target, tag) != source_ids[tag]] for target in targets}
+    saved = [tag for tag in wanted if any(tag in tags for tags in missing.values())]
+    if not saved:
+        return missing
+    archive = scratch / "images.tar"
+    try:
+        with archive.open("wb") as out:
+            save = subprocess.run(["docker", "--host", source.host, "save", *saved], stdout=out,
+                                  stderr=subprocess.PIPE, text=True, timeout=600)
+        if save.returncode != 0:
+            raise RuntimeError(f"docker save from {source.name} failed: {save.stderr.strip()}")
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            list(pool.map(lambda target: load_images(target, archive),
+                          [target for target in targets if missing[target.name]]))
+    finally:
+        archive.unlink(missing_ok=True)
     return missing
+
+
+def load_images(target: PrivateEngine, archive: Path) -> None:
+    load = subprocess.run(["docker", "--host", target.host, "load", "--quiet", "--input", str(archive)],
+                          capture_output=True, text=True, timeout=600)
+    if load.returncode != 0:
+        raise RuntimeError(f"docker load into {target.name} failed: {load.stderr.strip()}")
 
 
 def image_id(engine: PrivateEngine, tag: str) -> str | None:
@@ -139,9 +156,9 @@ class Bed:
             host.start_sshd(openssh)
         self.known_hosts.write_text("".join(host.host_key_line() for host in self.hosts))
         self.timings["network_engines_sshd_s"] = time.monotonic() - started
-        for host in self.hosts:
-            copied = copy_images(self.images_from, host.engine)
-            progress(f"fleet bed: {host.name}: images loaded: {', '.join(copied) or 'already there'}")
+        copied = copy_images(self.images_from, [host.engine for host in self.hosts], self.home)
+        for name, tags in copied.items():
+            progress(f"fleet bed: {name}: images loaded: {', '.join(tags) or 'already there'}")
         self.timings["images_s"] = time.monotonic() - started - self.timings["network_engines_sshd_s"]
 
     def install(self, release: str, prepare_for: str) -> None:
