@@ -17,11 +17,13 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runbook.shell import progress, run
 from sandbox import images
 from sandbox.engine import NAME_PATTERN, PrivateEngine
+from tests.fleet import hostctl
 from tests.fleet.firewall import BedFirewall
 from tests.fleet.host import ROOT, SimulatedHost, openssh_root
 
@@ -48,24 +50,64 @@ def host_engines(environ: dict[str, str] | None = None) -> tuple[str, ...]:
     return names
 
 
-def copy_images(source: PrivateEngine, target: PrivateEngine) -> list[str]:
-    """The sandbox's base and infrastructure images, from ``source`` to ``target`` where missing
-    or of other content (``docker save | docker load``, never a rebuild)."""
+def copy_images(source: PrivateEngine, targets: list[PrivateEngine], scratch: Path) -> dict[str, list[str]]:
+    """The sandbox's base and infrastructure images, from ``source`` to each target where missing or of
+    other content: one ``docker save`` into ``scratch``, ``docker load``-ed into the targets in parallel
+    (never a rebuild). Returns each target's images copied."""
     wanted = [images.BASE_IMAGE, *(image.tag for image in images.INFRA_IMAGES)]
-    missing = [tag for tag in wanted if image_id(target, tag) != image_id(source, tag)]
-    if missing:
-        save = subprocess.Popen(["docker", "--host", source.host, "save", *missing], stdout=subprocess.PIPE)
-        load = subprocess.run(["docker", "--host", target.host, "load", "--quiet"], stdin=save.stdout,
-                              capture_output=True, text=True, timeout=600)
-        save.stdout.close()
-        if save.wait(timeout=60) != 0 or load.returncode != 0:
-            raise RuntimeError(f"docker save | load into {target.name} failed: {load.stderr.strip()}")
+    source_ids = {tag: image_id(source, tag) for tag in wanted}
+    missing = {target.name: [tag for tag in wanted if image_id(target, tag) != source_ids[tag]] for target in targets}
+    saved = [tag for tag in wanted if any(tag in tags for tags in missing.values())]
+    if not saved:
+        return missing
+    archive = scratch / "images.tar"
+    try:
+        with archive.open("wb") as out:
+            save = subprocess.run(["docker", "--host", source.host, "save", *saved], stdout=out,
+                                  stderr=subprocess.PIPE, text=True, timeout=600)
+        if save.returncode != 0:
+            raise RuntimeError(f"docker save from {source.name} failed: {save.stderr.strip()}")
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            list(pool.map(lambda target: load_images(target, archive),
+                          [target for target in targets if missing[target.name]]))
+    finally:
+        archive.unlink(missing_ok=True)
     return missing
+
+
+def load_images(target: PrivateEngine, archive: Path) -> None:
+    load = subprocess.run(["docker", "--host", target.host, "load", "--quiet", "--input", str(archive)],
+                          capture_output=True, text=True, timeout=600)
+    if load.returncode != 0:
+        raise RuntimeError(f"docker load into {target.name} failed: {load.stderr.strip()}")
 
 
 def image_id(engine: PrivateEngine, tag: str) -> str | None:
     proc = run(["docker", "--host", engine.host, "image", "inspect", "--format", "{{.Id}}", tag], check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def all_up(probe: dict) -> bool:
+    """Every container of the probe running, and healthy where it has a health check."""
+    return bool(probe["containers"]) and all(state["running"] and state["health"] in (None, "healthy")
+                                             for state in probe["containers"].values())
+
+
+def tear_down_host(host: SimulatedHost) -> list[str]:
+    """One host's sandbox, sshd, engine and namespace removed, each step tried whatever the others did;
+    what failed."""
+    steps = [host.stop_sshd, host.engine.stop, host.delete_network]
+    if host.install_dir.exists() and host.engine.running_pid() is not None:
+        steps.insert(0, lambda: run(host.inside([
+            sys.executable, "-m", "sandbox", "down", "--dir", str(host.install_dir), "--engine", host.engine_name]),
+            cwd=ROOT, env=host.environment()))
+    failed = []
+    for step in steps:
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - the other steps must still run
+            failed.append(f"{host.name}: {error}")
+    return failed
 
 
 class Bed:
@@ -81,6 +123,7 @@ class Bed:
         self.known_hosts = home / "control" / "known_hosts"
         self.created_privsep_dir = False
         self.timings: dict[str, float] = {}
+        self.baseline: dict[str, dict] = {}
 
     def host(self, name: str) -> SimulatedHost:
         return next(host for host in self.hosts if host.name == name)
@@ -113,9 +156,9 @@ class Bed:
             host.start_sshd(openssh)
         self.known_hosts.write_text("".join(host.host_key_line() for host in self.hosts))
         self.timings["network_engines_sshd_s"] = time.monotonic() - started
-        for host in self.hosts:
-            copied = copy_images(self.images_from, host.engine)
-            progress(f"fleet bed: {host.name}: images loaded: {', '.join(copied) or 'already there'}")
+        copied = copy_images(self.images_from, [host.engine for host in self.hosts], self.home)
+        for name, tags in copied.items():
+            progress(f"fleet bed: {name}: images loaded: {', '.join(tags) or 'already there'}")
         self.timings["images_s"] = time.monotonic() - started - self.timings["network_engines_sshd_s"]
 
     def install(self, release: str, prepare_for: str) -> None:
@@ -143,8 +186,27 @@ class Bed:
                    env=host.environment(), timeout=900)
         return json.loads(proc.stdout)
 
-    def probe(self) -> dict[str, dict]:
-        return {host.name: self.hostctl(host, "probe", str(host.install_dir)) for host in self.hosts}
+    def probe(self, settled: bool = False) -> dict[str, dict]:
+        """Every host's :func:`hostctl.probe`, in parallel."""
+        command = "settled-probe" if settled else "probe"
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            found = pool.map(lambda host: self.hostctl(host, command, str(host.install_dir)), self.hosts)
+            return dict(zip([host.name for host in self.hosts], found))
+
+    def restore(self) -> tuple[dict[str, dict], list[str], list[str]]:
+        """Every host back at its baseline, decided per host from facts: one whose probe (once its
+        containers' health checks ran) equals its baseline, every container running and healthy, only
+        loses the journal and lock a run left; every other one gets the full :meth:`reset`. Returns each
+        host's probe afterwards, the hosts reset and the hosts only cleaned."""
+        found = self.probe(settled=True)
+        cleaned = [host.name for host in self.hosts
+                   if found[host.name] == self.baseline[host.name] and all_up(found[host.name])]
+        for name in cleaned:
+            hostctl.clean(self.host(name).install_dir)
+        reset = [host.name for host in self.hosts if host.name not in cleaned]
+        if reset:
+            found.update(self.reset(tuple(reset)))
+        return found, reset, cleaned
 
     def reset(self, names: tuple[str, ...] | None = None) -> dict[str, dict]:
         """Every host (or those named) back at the oldest release with its baseline data (in parallel)."""
@@ -176,20 +238,10 @@ class Bed:
         return path
 
     def tear_down(self) -> list[str]:
-        """Remove everything, each step tried whatever the others did; return what failed or is still
-        there (the fixture asserts it is nothing)."""
-        failed = []
-        for host in self.hosts:
-            steps = [host.stop_sshd, host.engine.stop, host.delete_network]
-            if host.install_dir.exists() and host.engine.running_pid() is not None:
-                steps.insert(0, lambda host=host: run(host.inside([
-                    sys.executable, "-m", "sandbox", "down", "--dir", str(host.install_dir), "--engine", host.engine_name]),
-                    cwd=ROOT, env=host.environment()))
-            for step in steps:
-                try:
-                    step()
-                except Exception as error:  # noqa: BLE001 - the other steps must still run
-                    failed.append(f"{host.name}: {error}")
+        """Remove everything, the hosts in parallel, each step tried whatever the others did; return
+        what failed or is still there (the fixture asserts it is nothing)."""
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            failed = [problem for problems in pool.map(tear_down_host, self.hosts) for problem in problems]
         self.firewall.close()
         if self.created_privsep_dir and PRIVSEP_DIR.exists() and not self.other_beds():
             PRIVSEP_DIR.rmdir()
