@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     workers = config.getoption("numprocesses", None)
     if isinstance(workers, int) and not os.environ.get("PYTEST_XDIST_WORKER"):
-        base = os.environ.get("OPENWATCH_TEST_ENGINE", "tests")
+        base = engines.from_environment().name  # this process is no worker: the first worker's engine
         clash = engines.shared_slot([engines.worker_engine_name(base, f"gw{n}") for n in range(workers)] + list(fleet))
         if clash:
             raise pytest.UsageError(f"with -n {workers} the private engines {clash} would share addresses; set "

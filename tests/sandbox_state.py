@@ -8,13 +8,22 @@ prints it, and every table's rows as one sorted digest.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from runbook import dbstate, gitrepo, schemas
 from sandbox.installation import Installation
+
+
+def forget_runs(directory: Path) -> None:
+    """No journal or lock of an earlier run: what a scenario's reset does first, and all an
+    installation already at its baseline needs."""
+    shutil.rmtree(directory / ".openwatch-upgrade", ignore_errors=True)
+    (directory / ".openwatch-upgrade.lock").unlink(missing_ok=True)
 
 
 def journal(install: Installation) -> dict:

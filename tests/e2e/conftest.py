@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.real import installation as real_installation
 from sandbox.real import releases as real_releases
+from tests.sandbox_state import forget_runs
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,7 @@ def baseline(ready: Installation, baseline_dump: Path) -> Iterator[Installation]
     try:
         yield ready
     finally:
-        shutil.rmtree(ready.directory / ".openwatch-upgrade", ignore_errors=True)
-        (ready.directory / ".openwatch-upgrade.lock").unlink(missing_ok=True)
+        forget_runs(ready.directory)
         ready.reset(releases.OLDEST.tag, baseline_dump)
 
 

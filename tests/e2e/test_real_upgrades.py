@@ -25,7 +25,7 @@ from sandbox.real import installation as real_installation
 from sandbox.real import releases as real_releases
 from sandbox.real import seed
 from tests import real_upgrade
-from tests.sandbox_state import journal, schema_dump
+from tests.sandbox_state import forget_runs, journal, schema_dump
 from tests.suite_runner import SuiteRun, run_suite
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -39,10 +39,8 @@ def at_baseline(request: pytest.FixtureRequest,
                 real_install: real_installation.RealInstallation) -> real_installation.RealInstallation:
     """The installation at its tag's seeded baseline: reset from the saved dump when a scenario ran on it."""
     tag = request.node.callspec.params["real_install"]
-    journal_dir = real_install.directory / ".openwatch-upgrade"
-    if journal_dir.exists():
-        shutil.rmtree(journal_dir)
-        (real_install.directory / ".openwatch-upgrade.lock").unlink(missing_ok=True)
+    if (real_install.directory / ".openwatch-upgrade").exists():
+        forget_runs(real_install.directory)
         commit = real_install.git("rev-parse", f"{tag}^{{commit}}").stdout.strip()
         real_install.reset(tag, real_installation.dump_path(real_releases.BY_TAG[tag], commit, SEEDED))
     return real_install

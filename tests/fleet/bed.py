@@ -23,7 +23,7 @@ from pathlib import Path
 from runbook.shell import progress, run
 from sandbox import images
 from sandbox.engine import NAME_PATTERN, PrivateEngine
-from tests.fleet import hostctl
+from tests.sandbox_state import forget_runs
 from tests.fleet.firewall import BedFirewall
 from tests.fleet.host import ROOT, SimulatedHost, openssh_root
 
@@ -187,7 +187,7 @@ class Bed:
         return json.loads(proc.stdout)
 
     def probe(self, settled: bool = False) -> dict[str, dict]:
-        """Every host's :func:`hostctl.probe`, in parallel."""
+        """Every host's ``hostctl probe`` (tests/fleet/hostctl.py), in parallel."""
         command = "settled-probe" if settled else "probe"
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
             found = pool.map(lambda host: self.hostctl(host, command, str(host.install_dir)), self.hosts)
@@ -202,7 +202,7 @@ class Bed:
         cleaned = [host.name for host in self.hosts
                    if found[host.name] == self.baseline[host.name] and all_up(found[host.name])]
         for name in cleaned:
-            hostctl.clean(self.host(name).install_dir)
+            forget_runs(self.host(name).install_dir)
         reset = [host.name for host in self.hosts if host.name not in cleaned]
         if reset:
             found.update(self.reset(tuple(reset)))

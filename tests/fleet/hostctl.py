@@ -5,7 +5,6 @@ simulated host's network namespace (its OpenWatch publishes on that namespace's 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,15 +59,9 @@ def probe(install: Installation, settled: bool = False) -> dict:
             "head": install.git("rev-parse", "HEAD").stdout.strip(), "containers": found_containers}
 
 
-def clean(directory: Path) -> None:
-    """No journal or lock of an earlier run (what a reset does first, and all a host at its baseline needs)."""
-    shutil.rmtree(directory / ".openwatch-upgrade", ignore_errors=True)
-    (directory / ".openwatch-upgrade.lock").unlink(missing_ok=True)
-
-
 def reset(install: Installation, dump: Path) -> dict:
     """Back to the oldest release with the baseline data, no journal or lock (as tests/e2e do)."""
-    clean(install.directory)
+    sandbox_state.forget_runs(install.directory)
     install.reset(releases.OLDEST.tag, dump)
     return probe(install)
 
