@@ -2,7 +2,8 @@
 
 Besides the suite's own readings (its table checksums), the state holds the test's own, taken
 another way, so a rollback is not judged only by the code under test: the schema as ``pg_dump``
-prints it, and every table's rows as one sorted digest.
+prints it, and every table's rows as one sorted digest. The same readings decide whether a
+scenario left the installation at its baseline (:func:`at_rest`), so its reset can be skipped.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from runbook import dbstate, gitrepo, schemas
+from runbook.shell import run
 from sandbox.installation import Installation
+
+SETTLE_DEADLINE_S = 60.0
+SETTLE_POLL_S = 1.0
 
 
 def forget_runs(directory: Path) -> None:
@@ -83,3 +89,59 @@ def engine_and_files(install: Installation) -> dict:
              for path in install.directory.rglob("*")
              if ".git" not in path.relative_to(install.directory).parts[:1] and not path.is_symlink()}
     return {"containers": sorted(containers), "volumes": sorted(volumes), "files": files}
+
+
+def containers(install: Installation) -> dict[str, dict]:
+    """Each compose service's container: its image id, running, health (None without a check). Not its
+    id or start time: a roll-back recreates the containers, on the recorded images."""
+    ids = install.compose("ps", "--all", "--quiet").stdout.split()
+    inspected = json.loads(run(["docker", "inspect", *ids]).stdout) if ids else []
+    return {container["Config"]["Labels"].get("com.docker.compose.service", container["Name"]): {
+        "image": container["Image"], "running": container["State"]["Running"],
+        "health": (container["State"].get("Health") or {}).get("Status")} for container in inspected}
+
+
+def settled_containers(install: Installation) -> dict[str, dict]:
+    """:func:`containers` once no health check is still ``starting`` (a container just recreated), or at
+    the deadline."""
+    deadline = time.monotonic() + SETTLE_DEADLINE_S
+    found = containers(install)
+    while any(state["health"] == "starting" for state in found.values()) and time.monotonic() < deadline:
+        time.sleep(SETTLE_POLL_S)
+        found = containers(install)
+    return found
+
+
+def all_up(probe: dict) -> bool:
+    """Every container of the probe running, and healthy where it has a health check."""
+    return bool(probe["containers"]) and all(state["running"] and state["health"] in (None, "healthy")
+                                             for state in probe["containers"].values())
+
+
+def probe(install: Installation, settled: bool = False) -> dict:
+    """Version, health, revisions, every table's rows (the test's own checksums); the checked-out commit
+    and the containers' state (``settled``: once their health checks ran)."""
+    found_containers = settled_containers(install) if settled else containers(install)
+    try:
+        health = install.health()
+        status = {"code": health.status_code, "status": health.json().get("status")}
+    except (OSError, ValueError) as error:
+        status = {"code": None, "status": f"unreachable: {type(error).__name__}"}
+    with install.connect() as conn:
+        found_contents = contents(conn)
+        revisions = dbstate.alembic_revisions(conn)
+    return {"version": install.version, "health": status, "revisions": sorted(revisions),
+            "contents": {name: list(value) for name, value in found_contents.items()},
+            "head": install.git("rev-parse", "HEAD").stdout.strip(), "containers": found_containers}
+
+
+def at_rest(install: Installation) -> dict:
+    """What a scenario's reset may be skipped on: :func:`probe` once the health checks ran, the schema
+    as pg_dump prints it, every sequence's position (which the rows' checksums do not show) and the
+    image each of the compose file's image names points at (what the next ``up`` would start)."""
+    with install.connect() as conn:
+        sequences = dict(conn.execute("SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences"))
+    names = sorted(set(install.compose("config", "--images").stdout.split()))
+    tagged = run(["docker", "image", "inspect", "--format", "{{.Id}}", *names], check=False).stdout.split()
+    return {**probe(install, settled=True), "schema": schema_dump(install), "sequences": sequences,
+            "tagged": dict(zip(names, tagged))}

@@ -22,7 +22,7 @@ from sandbox import images, releases
 from sandbox.installation import Installation
 from tests.e2e.test_crash_safety import wait_for_stage
 from tests.sessions import kill_session
-from tests.sandbox_state import contents, engine_and_files, journal, snapshot
+from tests.sandbox_state import contents, engine_and_files, forget_runs, journal, snapshot
 from tests.suite_runner import ROOT, run_suite
 
 pytestmark = [pytest.mark.component, pytest.mark.slow]
@@ -62,8 +62,7 @@ def on_pg15(sandbox: Installation, baseline_dump: Path, component_images: None) 
         pg_pointer.Pointer(sandbox.directory, (), NEW_IMAGE).unpoint(None)
         sandbox.compose("up", "--detach", "--no-deps", "database")
         subprocess.run(["docker", "volume", "rm", NEW_VOLUME], capture_output=True)
-        subprocess.run(["rm", "-rf", str(sandbox.directory / ".openwatch-upgrade"),
-                        str(sandbox.directory / ".openwatch-upgrade.lock")], check=True)
+        forget_runs(sandbox.directory)
         sandbox.reset(releases.OLDEST.tag, baseline_dump)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from runbook.shell import progress, run
 from sandbox import images
 from sandbox.engine import NAME_PATTERN, PrivateEngine
-from tests.sandbox_state import forget_runs
+from tests.sandbox_state import all_up, forget_runs
 from tests.fleet.firewall import BedFirewall
 from tests.fleet.host import ROOT, SimulatedHost, openssh_root
 
@@ -85,12 +85,6 @@ def load_images(target: PrivateEngine, archive: Path) -> None:
 def image_id(engine: PrivateEngine, tag: str) -> str | None:
     proc = run(["docker", "--host", engine.host, "image", "inspect", "--format", "{{.Id}}", tag], check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def all_up(probe: dict) -> bool:
-    """Every container of the probe running, and healthy where it has a health check."""
-    return bool(probe["containers"]) and all(state["running"] and state["health"] in (None, "healthy")
-                                             for state in probe["containers"].values())
 
 
 def tear_down_host(host: SimulatedHost) -> list[str]:
