@@ -2,7 +2,7 @@
 
     OPENWATCH_TEST_ENGINE=fleetu [OPENWATCH_FLEET_ENGINES=hosx,hosy,hosz] .venv/bin/python -m bench.fleet
 
-(the hosts' engines are fleeta, fleetb, fleetc unless ``OPENWATCH_FLEET_ENGINES`` names others.)
+(the hosts' engines are fleetp, fleetq, fleetr unless ``OPENWATCH_FLEET_ENGINES`` names others.)
 Measures, on three hosts upgraded v0.1.0 -> v0.2.0:
 - a fleet audit at concurrency 3 first (it installs the suite on every host: the cold part);
 - side by side, host by host: the upgrade suite run locally on the host (in its namespace, at its

@@ -22,8 +22,8 @@ PROGRESS_FILE_ENV = "OPENWATCH_PROGRESS_FILE"
 def pytest_configure(config: pytest.Config) -> None:
     """Under ``pytest -n`` the workers' live log is not shown: with ``OPENWATCH_PROGRESS_FILE`` set, each
     process appends its progress lines (and each test's start) there, for CI to follow with ``tail -F``.
-    A bad ``OPENWATCH_FLEET_ENGINES``, or engines of this run that would share addresses (``-n 3`` gives
-    tests2, whose slot is fleetc's), is refused in one line before anything runs."""
+    A bad ``OPENWATCH_FLEET_ENGINES``, or engines of this run that would share addresses (a fleet engine
+    named fleetc has the slot of tests2, ``-n 3``'s third worker), is refused in one line before anything runs."""
     try:
         fleet = host_engines()
     except ValueError as error:

@@ -25,7 +25,7 @@ from tests.fleet.runs import FleetRun, play
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
-# OPENWATCH_FLEET_ENGINES names them (tests/conftest.py refuses a bad value); fleeta, fleetb, fleetc by default.
+# OPENWATCH_FLEET_ENGINES names them (tests/conftest.py refuses a bad value); fleetp, fleetq, fleetr by default.
 HOST_ENGINES = host_engines()
 HOST_A, HOST_B, HOST_C = HOST_ENGINES
 TARGET = "v0.2.0"

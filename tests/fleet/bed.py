@@ -30,7 +30,9 @@ from tests.fleet.host import ROOT, SimulatedHost, openssh_root
 BED_RANGE = ipaddress.IPv4Network("10.216.0.0/16")
 PRIVSEP_DIR = Path("/run/sshd")
 HOST_ENGINES_VARIABLE = "OPENWATCH_FLEET_ENGINES"
-DEFAULT_HOST_ENGINES = ("fleeta", "fleetb", "fleetc")
+# Slots 28, 10 and 16: none of them a test worker engine's (tests, tests1 ... tests7), so ``-n`` up to 8 runs
+# beside the fleet bed without addresses in common.
+DEFAULT_HOST_ENGINES = ("fleetp", "fleetq", "fleetr")
 
 
 def host_engines(environ: dict[str, str] | None = None) -> tuple[str, ...]:

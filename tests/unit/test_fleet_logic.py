@@ -200,7 +200,7 @@ def test_bed_addresses_stay_in_the_bed_range_and_clear_of_engines() -> None:
 def test_bed_host_engines_come_from_the_environment_or_default() -> None:
     from tests.fleet.bed import DEFAULT_HOST_ENGINES, host_engines
 
-    assert host_engines({}) == DEFAULT_HOST_ENGINES == ("fleeta", "fleetb", "fleetc")
+    assert host_engines({}) == DEFAULT_HOST_ENGINES == ("fleetp", "fleetq", "fleetr")
     assert host_engines({"OPENWATCH_FLEET_ENGINES": "hosx, hosy,hosz"}) == ("hosx", "hosy", "hosz")
     # aa and ax share a slot (crc32 % 32), so their hosts would share a /30.
     for bad in ("hosx,hosy", "hosx,hosx,hosy", "hosx,hosy,Hosz", "hosx,hosy,", "hosx,hosy,toolongname", "aa,ax,hosz"):

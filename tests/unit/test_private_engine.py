@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.engine import FENCED_RANGES, EngineError, PrivateEngine, from_environment, host_resolvers, shared_slot
+from sandbox.engine import (FENCED_RANGES, EngineError, PrivateEngine, from_environment, host_resolvers, shared_slot,
+                            worker_engine_name)
 from sandbox.installation import Ports
+from tests.fleet.bed import DEFAULT_HOST_ENGINES
 
 REAL_OPENWATCH_PORTS = {Ports().postgres, Ports().backend, Ports().frontend}
 HOST_ENGINE_NETWORKS = [ipaddress.IPv4Network("172.17.0.0/16"), ipaddress.IPv4Network("172.28.240.0/24")]
@@ -60,16 +62,18 @@ def test_each_parallel_test_worker_gets_an_engine_of_its_own(base: str, monkeypa
 
 
 def test_engines_of_one_run_that_would_share_addresses_are_named() -> None:
-    assert shared_slot(["tests", "tests1", "fleeta", "fleetb", "fleetc"]) is None  # make test's -n 2
-    assert shared_slot(["tests", "tests1", "tests2", "fleeta", "fleetb", "fleetc"]) == "tests2 and fleetc (slot 2)"
+    workers = [worker_engine_name("tests", f"gw{n}") for n in range(8)]
+    assert shared_slot([*workers, *DEFAULT_HOST_ENGINES]) is None  # make test TEST_WORKERS=8 beside the fleet bed
+    assert shared_slot(["tests", "tests1", "tests2", "hosx", "hosy", "fleetc"]) == "tests2 and fleetc (slot 2)"
 
 
 def test_more_workers_than_the_engines_allow_is_a_usage_error_before_anything_runs() -> None:
-    """``-n 3`` with the default names: the third worker's engine (tests2) has the fleet bed's fleetc slot."""
+    """``-n 3`` with fleet engines one of which (fleetc) has the third worker's (tests2) slot."""
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-m", "pytest", "tests/unit/test_private_engine.py", "-n", "3", "-q",
                            "-p", "no:cacheprovider", "-k", "nothing_matches_this"], cwd=root, capture_output=True,
-                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "OPENWATCH_TEST_ENGINE": "tests"})
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "OPENWATCH_TEST_ENGINE": "tests",
+                                                       "OPENWATCH_FLEET_ENGINES": "hosx,hosy,fleetc"})
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     assert "with -n 3 the private engines tests2 and fleetc (slot 2) would share addresses" in done.stderr
     assert "Traceback" not in done.stderr
