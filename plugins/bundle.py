@@ -2,7 +2,8 @@
 HTML (pytest-html), JUnit XML, a versioned JSON summary (``schemas/report-2.schema.json``) and, for an
 upgrade, the exports change systems read (ServiceNow change_request, CDEvents event); the folder's
 ``index.html`` lists every run. Explicit ``--html``/``--junitxml`` still win. Failed checks carry the
-backend's WARNING+ log lines and tracebacks, the whole tail behind an expander."""
+backend's WARNING+ log lines and tracebacks (and those of any other container the failure names),
+the whole tail behind an expander."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pytest_html import extras
 from plugins.keys import MAINTENANCE_KEY, SUMMARY_KEY, UPGRADE_KEY
 from plugins.options import OPTIONS_KEY, PROFILE_KEY
 from runbook import exports, logtail, report_html, report_index, run_summary
+from runbook.profile import Profile
 from runbook.resume import operation_of
 
 SUITES = ("preflight", "upgrade", "postflight")
@@ -94,26 +96,45 @@ def _log_window(config: pytest.Config) -> float:
     return config.stash[STARTED_KEY] - 60 * minutes
 
 
-@pytest.hookimpl(wrapper=True)
+def _containers_to_read(config: pytest.Config, failure: str) -> list[str]:
+    """The backend's, and every other container of the installation (or of the target being started)
+    the failure names: a worker Docker called unhealthy is read too."""
+    profiles = [config.stash[PROFILE_KEY]]
+    upgrade = config.stash.get(UPGRADE_KEY, None)
+    if getattr(upgrade, "new_profile", None) is not None:
+        profiles.append(upgrade.new_profile)
+    backend = profiles[0].container("backend")
+    named = {spec.container for profile in profiles for spec in profile.services.values()
+             if spec.container != backend and re.search(rf"\b{re.escape(spec.container)}\b", failure)}
+    return [backend, *sorted(named)]
+
+
+# Innermost of the report wrappers (trylast): its code after the yield runs before the rollback's, so
+# the log read is the failed containers', not the old version's that the rollback starts in their place.
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
     report = yield
     config = item.config
-    profile = config.stash.get(PROFILE_KEY, None)
-    if report.failed and profile is not None and BUNDLE_KEY in config.stash:
-        container, since = profile.container("backend"), _log_window(config)
-        try:
-            logs = docker.from_env(timeout=10).containers.get(container).logs(since=int(since), tail=LOG_TAIL_LINES)
-        except docker.errors.DockerException:
-            report.sections.append((f"{container} log", f"{container} does not exist"))
-            return report
-        lines = profile.redactor(logs.decode(errors="replace")).splitlines()
-        notable = logtail.notable(lines)
-        since_text = time.strftime("%H:%M:%S UTC", time.gmtime(since))
-        report.sections.append((f"{container} log: WARNING and above, and tracebacks, since {since_text}",
-                                "\n".join(notable) or "none"))
-        report.extras = [*getattr(report, "extras", []),
-                         extras.html(report_html.log_tail(container, notable, lines, since_text))]
+    if report.failed and config.stash.get(PROFILE_KEY, None) is not None and BUNDLE_KEY in config.stash:
+        profile, since = config.stash[PROFILE_KEY], _log_window(config)
+        for container in _containers_to_read(config, report.longreprtext):
+            _add_log_tail(report, profile, container, since)
     return report
+
+
+def _add_log_tail(report: pytest.TestReport, profile: Profile, container: str, since: float) -> None:
+    try:
+        logs = docker.from_env(timeout=10).containers.get(container).logs(since=int(since), tail=LOG_TAIL_LINES)
+    except docker.errors.DockerException:
+        report.sections.append((f"{container} log", f"{container} does not exist"))
+        return
+    lines = profile.redactor(logs.decode(errors="replace")).splitlines()
+    notable = logtail.notable(lines)
+    since_text = time.strftime("%H:%M:%S UTC", time.gmtime(since))
+    report.sections.append((f"{container} log: WARNING and above, and tracebacks, since {since_text}",
+                            "\n".join(notable) or "none"))
+    report.extras = [*getattr(report, "extras", []),
+                     extras.html(report_html.log_tail(container, notable, lines, since_text))]
 
 
 class ResultCollector:

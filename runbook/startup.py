@@ -56,6 +56,7 @@ class Observation:
 class Verdict:
     healthy: bool
     reason: str  # one line: what was seen, naming the rule that fired
+    container: str | None = None  # the container the rule judged, when not the backend by its /health
 
 
 def crashed(service: str, found: containers.ContainerState) -> str | None:
@@ -101,13 +102,13 @@ def judge(history: Sequence[Observation], rule: Rule) -> Verdict | None:
     for service, found in now.containers.items():
         reason = crashed(service, found)
         if reason:
-            return Verdict(False, f"crash: {reason}")
+            return Verdict(False, f"crash: {reason}", found.name)
         # The backend is judged by its own /health (the rules below), not by Docker's check of the same
         # URL: the real backend's has no start period (3 x 30 s), so a start slower than 90 s on a
         # loaded machine is "unhealthy" to Docker before /health has answered once (seen rolling the
         # real OpenWatch back to February), and stays so up to 30 s after it answers healthy.
         if found.health == "unhealthy" and service != BACKEND:
-            return Verdict(False, f"Docker's healthcheck: {found.name} is unhealthy after {now.at:.1f} s")
+            return Verdict(False, f"Docker's healthcheck: {found.name} is unhealthy after {now.at:.1f} s", found.name)
     run = bad_run(history)
     if len(run) >= rule.bad_answers and run[-1].at - run[0].at >= rule.bad_window_s:
         return Verdict(False, f"sustained failure: backend answered /health {run[-1].answer.describe()} "
@@ -156,6 +157,6 @@ def watch(client: docker.DockerClient, profile: Profile, base_url: str, rule: Ru
             time.sleep(rule.poll_s)
     if not verdict.healthy:
         raise Problem(f"{profile.version} did not start: {verdict.reason}; "
-                      f"read `docker logs --tail 50 {profile.container(BACKEND)}`")
+                      f"read `docker logs --tail 50 {verdict.container or profile.container(BACKEND)}`")
     progress(f"{profile.version} {verdict.reason}")
     return verdict

@@ -170,6 +170,9 @@ def test_fault_release_is_rolled_back_with_data_identical(pytester: pytest.Pytes
     assert_rolled_back(run, baseline, before, tier, failed_stage)
     message = run.messages[f"test_stage[{failed_stage}]"]
     assert why in message and "\n" not in message, message
+    if target == "v0.2.0-fault-crashloop":
+        # The failed backend's own log, read before the rollback replaced its container: why it exited.
+        assert "ImportError: cannot import name 'scanner_engine' from 'app'" in run.output, run.output[-3000:]
     if target == "v0.2.0-fault-migration":
         assert_report_reads_as_a_change_record(run, baseline, target, f"ROLLED BACK ({tier})", "rolledback")
 

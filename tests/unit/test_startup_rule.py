@@ -125,6 +125,17 @@ def test_other_containers_fail_on_exit_or_dockers_unhealthy_verdict_only() -> No
         "Docker's healthcheck: openwatch-frontend is unhealthy after 40.0 s")
 
 
+def test_a_failure_names_the_container_whose_log_says_why() -> None:
+    """The watcher tells the operator which log to read: the container the rule judged, or the backend
+    when its /health answers did."""
+    assert judge([observation(40.0, HEALTHY, frontend=up("frontend", health="unhealthy"))], RULE).container == (
+        "openwatch-frontend")
+    exited = up("backend", status="exited", exit_code=1, ran_seconds=0.5)
+    assert judge([observation(1.0, REFUSED, backend=exited)], RULE).container == "openwatch-backend"
+    assert verdicts(every(0.25, 5.0, DEGRADED))[-1][1] is False
+    assert judge(every(0.25, 5.0, DEGRADED), RULE).container is None  # the backend, by its /health answers
+
+
 def test_backend_judged_by_its_own_health_not_by_dockers_verdict() -> None:
     """The real backend's healthcheck has no start period: Docker calls a slow start unhealthy while
     /health has not answered yet, and still says so for a while after it answers healthy."""
