@@ -19,10 +19,11 @@ from psycopg import sql
 
 from runbook import dbstate, gitrepo, schemas
 from runbook.shell import run
-from sandbox.installation import Installation
+from sandbox.installation import APP_SERVICES, CONTAINERS, Installation
 
 SETTLE_DEADLINE_S = 60.0
 SETTLE_POLL_S = 1.0
+INFRASTRUCTURE = tuple(name for name in CONTAINERS if name not in {f"openwatch-{service}" for service in APP_SERVICES})
 
 
 def forget_runs(directory: Path) -> None:
@@ -137,11 +138,16 @@ def probe(install: Installation, settled: bool = False) -> dict:
 
 def at_rest(install: Installation) -> dict:
     """What a scenario's reset may be skipped on: :func:`probe` once the health checks ran, the schema
-    as pg_dump prints it, every sequence's position (which the rows' checksums do not show) and the
-    image each of the compose file's image names points at (what the next ``up`` would start)."""
+    as pg_dump prints it, every sequence's position (which the rows' checksums do not show), the image
+    ids the compose file's image names point at, in the names' order (what the next ``up`` would start),
+    and the database and Redis containers' ids. Roll-backs recreate only the app's containers; a
+    replaced database or Redis container means the app's clients must reconnect, which the reset's
+    restart of the app services gives them."""
     with install.connect() as conn:
         sequences = dict(conn.execute("SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences"))
     names = sorted(set(install.compose("config", "--images").stdout.split()))
     tagged = run(["docker", "image", "inspect", "--format", "{{.Id}}", *names], check=False).stdout.split()
+    infrastructure = run(["docker", "inspect", "--format", "{{.Name}} {{.Id}}", *INFRASTRUCTURE],
+                         check=False).stdout.splitlines()
     return {**probe(install, settled=True), "schema": schema_dump(install), "sequences": sequences,
-            "tagged": dict(zip(names, tagged))}
+            "tagged": tagged, "infrastructure": infrastructure}

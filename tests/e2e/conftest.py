@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from runbook.shell import progress
 from sandbox import engine as engines
 from sandbox import releases
 from sandbox.installation import Installation
 from sandbox.real import installation as real_installation
 from sandbox.real import releases as real_releases
-from runbook.shell import progress
 from tests.sandbox_state import all_up, at_rest, forget_runs
 
 
