@@ -156,9 +156,15 @@ class PrivateEngine:
                 else:
                     os.environ[key] = value
 
-    def answers(self) -> bool:
-        return run(["docker", "--host", self.host, "version", "--format", "{{.Server.Version}}"],
-                   check=False, timeout=10).returncode == 0
+    def answers(self, timeout_s: float = 10.0) -> bool:
+        """Whether the daemon serves its API now. A starting dockerd listens on its socket before it serves
+        it (it first restores the containers of its data-root), so a call can hang rather than be refused:
+        that is "not yet", not an error (seen in CI: a start's first call outlived its 10 s timeout)."""
+        try:
+            return run(["docker", "--host", self.host, "version", "--format", "{{.Server.Version}}"],
+                       check=False, timeout=timeout_s).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def running_pid(self) -> int | None:
         try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,23 @@ def test_more_workers_than_the_engines_allow_is_a_usage_error_before_anything_ru
 def test_bad_engine_name_is_refused(name: str) -> None:
     with pytest.raises(EngineError, match="use 1-8 lower-case letters or digits"):
         PrivateEngine(name)
+
+
+def test_a_daemon_that_listens_but_does_not_serve_yet_is_not_answering() -> None:
+    """A starting dockerd holds its socket before it serves it; ``docker version`` then hangs, and the start
+    must go on waiting, not fail on the hung call."""
+    engine = PrivateEngine("hangs")
+    engine.run_dir.mkdir(parents=True, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(engine.socket))
+        listener.listen(1)  # never accepted: the kernel queues the connection, nobody answers it
+        started = time.monotonic()
+        assert engine.answers(timeout_s=1.0) is False
+        assert 1.0 <= time.monotonic() - started < 10  # the call did hang, and was cut at its timeout
+    finally:
+        listener.close()
+        shutil.rmtree(engine.run_dir)
 
 
 def first_match(rules: list[list[str]], source: str, destination: str, port: int | None = None) -> str:
