@@ -10,7 +10,8 @@ VENV := .venv
 INSTALL_DIR ?= /opt/openwatch
 TARGET ?= v0.2.0
 PYTEST_ARGS ?=
-# Parallel test workers (pytest-xdist), each with a private engine of its own; a module stays on one worker.
+# Parallel test workers (pytest-xdist), each with a private engine of its own; a module stays on one worker,
+# and the modules are handed out slowest first (tests/module_costs.py), not in xdist's most-tests-first order.
 TEST_WORKERS ?= 2
 
 .PHONY: demo demo-down test venv docker docker-binaries
@@ -41,4 +42,4 @@ demo-down: venv
 	$(VENV)/bin/python -m sandbox down --dir $(INSTALL_DIR)
 
 test: venv docker-binaries
-	$(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)

@@ -12,7 +12,7 @@ import pytest
 from runbook.shell import PROGRESS_LOG, progress
 from sandbox import engine as engines
 from sandbox import images, installation, releases
-from tests import local_postgres
+from tests import local_postgres, module_costs
 from tests.fleet.bed import host_engines
 
 PROGRESS_FILE_ENV = "OPENWATCH_PROGRESS_FILE"
@@ -35,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if clash:
             raise pytest.UsageError(f"with -n {workers} the private engines {clash} would share addresses; set "
                                     "OPENWATCH_TEST_ENGINE or OPENWATCH_FLEET_ENGINES to other names")
+    if config.getoption("store_module_costs") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        config.pluginmanager.register(module_costs.CostRecorder(), "module-costs-recorder")
     target = os.environ.get(PROGRESS_FILE_ENV)
     if not target:
         return
@@ -51,10 +53,17 @@ def pytest_runtest_logstart(nodeid: str) -> None:
         PROGRESS_LOG.info(f"start {nodeid}")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--store-module-costs", action="store_true",
+                     help="write each test module's seconds in this run to tests/module_costs.json (read to run "
+                          "the slowest modules first)")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+    items[:] = module_costs.longest_first(items, module_costs.load())
 
 
 @pytest.fixture(scope="session")
