@@ -53,6 +53,12 @@ def pytest_runtest_logstart(nodeid: str) -> None:
         PROGRESS_LOG.info(f"start {nodeid}")
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> module_costs.SameWorkerScheduling | None:
+    if config.getvalue("dist") == "loadfile":
+        return module_costs.SameWorkerScheduling(config, log)
+    return None  # xdist's own scheduler for the other --dist modes
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--store-module-costs", action="store_true",
                      help="write each test module's seconds in this run to tests/module_costs.json (read to run "

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +64,30 @@ def test_an_unreadable_costs_file_means_no_costs(tmp_path) -> None:
     broken.write_text("{not json")
     assert module_costs.load(broken) == {}
     assert module_costs.load(tmp_path / "missing.json") == {}
+
+
+def test_every_module_running_the_real_openwatch_shares_its_worker() -> None:
+    """The real OpenWatch's images are built in the engine of the worker that runs its modules: a new module
+    marked ``real`` not in the group would build them a second time, on the other worker."""
+    root = Path(__file__).parents[2]
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "real",
+                                "-p", "no:cacheprovider", "tests/e2e"],
+                               cwd=root, capture_output=True, text=True, timeout=120, check=True).stdout
+    real_modules = {line.split("::", 1)[0] for line in collected.splitlines() if "::" in line}
+    assert real_modules
+    assert real_modules == {module for module, unit in module_costs.SAME_WORKER.items()
+                            if unit == "real OpenWatch images"}
+
+
+def test_modules_of_one_group_run_on_one_worker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).parents[2]
+    monkeypatch.setenv("PYTHONPATH", str(root))  # the workers import tests.module_costs from the conftest
+    monkeypatch.setattr(module_costs, "SAME_WORKER", {"test_a.py": "shared", "test_b.py": "shared"})
+    pytester.makeconftest("from tests import module_costs\n\n"
+                          "def pytest_xdist_make_scheduler(config, log):\n"
+                          "    return module_costs.SameWorkerScheduling(config, log)\n")
+    record = "import os, pathlib\n\ndef test_{0}():\n    pathlib.Path('{0}.worker').write_text(os.environ['PYTEST_XDIST_WORKER'])\n"
+    pytester.makepyfile(test_a=record.format("a"), test_b=record.format("b"), test_c=record.format("c"))
+    pytester.runpytest("-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    workers = {name: (pytester.path / f"{name}.worker").read_text() for name in "abc"}
+    assert workers["a"] == workers["b"] != workers["c"]
