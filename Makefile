@@ -42,4 +42,5 @@ demo-down: venv
 	$(VENV)/bin/python -m sandbox down --dir $(INSTALL_DIR)
 
 test: venv docker-binaries
-	$(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=30 $(PYTEST_ARGS)

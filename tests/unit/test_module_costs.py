@@ -86,7 +86,8 @@ def test_modules_of_one_group_run_on_one_worker(pytester: pytest.Pytester, monke
     pytester.makeconftest("from tests import module_costs\n\n"
                           "def pytest_xdist_make_scheduler(config, log):\n"
                           "    return module_costs.SameWorkerScheduling(config, log)\n")
-    record = "import os, pathlib\n\ndef test_{0}():\n    pathlib.Path('{0}.worker').write_text(os.environ['PYTEST_XDIST_WORKER'])\n"
+    record = ("import os, pathlib\n\n"
+              "def test_{0}():\n    pathlib.Path('{0}.worker').write_text(os.environ['PYTEST_XDIST_WORKER'])\n")
     pytester.makepyfile(test_a=record.format("a"), test_b=record.format("b"), test_c=record.format("c"))
     pytester.runpytest("-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider").assert_outcomes(passed=3)
     workers = {name: (pytester.path / f"{name}.worker").read_text() for name in "abc"}
