@@ -7,7 +7,8 @@ still runs a long module while the other has long finished. Longest first (``--n
 keeps this order) leaves only short modules for the end.
 
 Modules that build the same images go to one worker together (see ``SAME_WORKER``): each worker has an
-engine of its own, so on two workers the real OpenWatch's images (about five minutes) would be built twice.
+engine of its own, so on two workers the real OpenWatch's images (3-4.5 min of builds on a fresh engine,
+measured in CI) would be built twice.
 
 A module's cost is its seconds in an earlier full run (setup, call and teardown of all its tests), kept in
 ``module_costs.json`` beside this file and rewritten by ``pytest tests --store-module-costs``. A module not

@@ -73,7 +73,7 @@ def test_every_module_running_the_real_openwatch_shares_its_worker() -> None:
     collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "real",
                                 "-p", "no:cacheprovider", "tests/e2e"],
                                cwd=root, capture_output=True, text=True, timeout=120, check=True).stdout
-    real_modules = {line.split("::", 1)[0] for line in collected.splitlines() if "::" in line}
+    real_modules = {module_costs.module_of(line) for line in collected.splitlines() if "::" in line}
     assert real_modules
     assert real_modules == {module for module, unit in module_costs.SAME_WORKER.items()
                             if unit == "real OpenWatch images"}
